@@ -1,0 +1,41 @@
+# RefSAM3D developer entry points. `make demo` and `make test` work on a fresh clone:
+# they create .venv and install everything with the exact pins in constraints.txt.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: venv demo test test-fast bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -U pip
+	$(PIP) install -q -c constraints.txt -e ".[dev,slicer]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/refsam3d demo --out demo_output
+
+test: $(STAMP)
+	@command -v dciodvfy >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get -qq update && apt-get -qq install -y dicom3tools >/dev/null) || \
+	  echo "note: dciodvfy (Debian dicom3tools) not installed; the DICOM-SEG validation test will be skipped"; }
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_model.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check RefSAM3DLib RefSAM3DSlicer Testing benchmarks
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

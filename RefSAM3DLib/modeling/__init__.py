@@ -1,0 +1,1 @@
+"""RefSAM3D network: one concept per module (see ARCHITECTURE.md)."""
