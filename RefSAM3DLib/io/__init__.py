@@ -1,0 +1,1 @@
+"""Volumes in and segmentations out: readers, geometry, exporters, previews."""
