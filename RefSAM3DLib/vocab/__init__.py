@@ -1,0 +1,1 @@
+"""Structure vocabulary: canonical names, synonyms, SNOMED CT codes, colours; free text -> concept."""
