@@ -1,0 +1,1 @@
+"""One module per `refsam3d` sub-command; cli.py only wires them to argparse."""

@@ -1,0 +1,1 @@
+"""Inference engine: volume -> model space -> cached window embeddings -> prompts -> masks on the input grid."""

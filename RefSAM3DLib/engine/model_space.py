@@ -1,0 +1,97 @@
+"""The map between a user's volume (RAS mm, voxel grid of any orientation) and the model's grid.
+
+Model space: axes (D, H, W) = (S, A, R) of the RAS-reoriented volume, resampled to the model's
+spacing. Points go in (RAS mm -> model voxels), probabilities come out (model grid -> the exact
+original grid, only inside the bounding box that matters).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..io.geometry import VolumeGeometry
+from .reorientation import AxisReorientation
+from .resample import resample_block, resample_nearest, source_range
+
+
+@dataclass(frozen=True)
+class ModelSpace:
+    geometry: VolumeGeometry
+    reorientation: AxisReorientation
+    model_shape: tuple[int, int, int]  # (D, H, W)
+
+    @classmethod
+    def build(cls, geometry: VolumeGeometry, spacing_mm: tuple[float, float, float]) -> "ModelSpace":
+        reo = AxisReorientation.to_ras(geometry.affine, geometry.shape)
+        canonical_spacing = geometry.spacing[list(reo.perm)]  # (R, A, S)
+        dhw_extent = np.asarray(reo.canonical_shape[::-1]) * canonical_spacing[::-1]
+        shape = np.maximum(1, np.round(dhw_extent / np.asarray(spacing_mm))).astype(int)
+        return cls(geometry, reo, tuple(int(s) for s in shape))
+
+    @property
+    def dhw_shape(self) -> tuple[int, int, int]:
+        """The reoriented original grid in model axis order (before resampling)."""
+        return self.reorientation.canonical_shape[::-1]  # type: ignore[return-value]
+
+    def _to_dhw(self, array):
+        canonical = self.reorientation.forward(array)
+        lead = canonical.ndim - 3
+        order = tuple(range(lead)) + (lead + 2, lead + 1, lead)
+        return canonical.permute(order) if isinstance(canonical, torch.Tensor) else np.transpose(canonical, order)
+
+    def _from_dhw(self, array):
+        lead = array.ndim - 3
+        order = tuple(range(lead)) + (lead + 2, lead + 1, lead)
+        canonical = array.permute(order) if isinstance(array, torch.Tensor) else np.transpose(array, order)
+        return self.reorientation.inverse(canonical)
+
+    # ------------------------------------------------------------------ images and masks in
+    def to_model(self, volume: torch.Tensor) -> torch.Tensor:
+        """Original (..., I, J, K) float tensor -> model grid (..., D, H, W)."""
+        return resample_block(self._to_dhw(volume).contiguous(), self.model_shape)
+
+    def labels_to_model(self, labels: torch.Tensor) -> torch.Tensor:
+        """Original (I, J, K) integer label map -> model grid (D, H, W), nearest neighbour."""
+        return resample_nearest(self._to_dhw(labels).contiguous(), self.model_shape)
+
+    # ------------------------------------------------------------------ points in
+    def ras_to_model(self, ras: np.ndarray) -> np.ndarray:
+        """RAS mm (N, 3) -> continuous model voxel coordinates (N, 3) as (d, h, w)."""
+        canonical = self.reorientation.index_forward(self.geometry.ras_to_ijk(ras))
+        dhw = canonical[:, ::-1]
+        scale = np.asarray(self.model_shape) / np.asarray(self.dhw_shape)
+        return (dhw + 0.5) * scale - 0.5
+
+    # ------------------------------------------------------------------ probabilities out
+    def to_original(self, model_map: torch.Tensor, model_box: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+        """Model-grid map (D, H, W) -> float32 numpy on the original (I, J, K) grid.
+
+        Only the original-grid region covered by ``model_box`` (a bounding box on the model grid) is
+        resampled; everything outside it is zero.
+        """
+        dhw = self.dhw_shape
+        out = np.zeros(dhw, dtype=np.float32)
+        if model_box is None:
+            model_box = tuple(slice(0, n) for n in self.model_shape)
+        block = []
+        for axis in range(3):
+            m0, m1, _ = model_box[axis].indices(self.model_shape[axis])
+            n_out, n_in = dhw[axis], self.model_shape[axis]
+            # output voxels whose source coordinate falls inside [m0 - 1, m1] (one voxel margin for interpolation)
+            o0 = max(0, int(np.floor((m0 - 1 + 0.5) * n_out / n_in - 0.5)))
+            o1 = min(n_out, int(np.ceil((m1 + 0.5) * n_out / n_in - 0.5)) + 1)
+            block.append(slice(o0, max(o0, o1)))
+        if all(b.stop > b.start for b in block):
+            crop = [source_range(self.model_shape[a], dhw[a], block[a].start, block[a].stop) for a in range(3)]
+            sub = model_map[crop[0][0]:crop[0][1], crop[1][0]:crop[1][1], crop[2][0]:crop[2][1]]
+            resampled = resample_block(sub, dhw, tuple(block), in_shape=self.model_shape,
+                                       offset=tuple(c[0] for c in crop))
+            out[block[0], block[1], block[2]] = resampled.float().cpu().numpy()
+        return np.ascontiguousarray(self._from_dhw(out))
+
+    def mask_to_model(self, mask: np.ndarray) -> torch.Tensor:
+        """A mask on the original grid (I, J, K) -> fraction-covered map on the model grid (D, H, W)."""
+        return self.to_model(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)))
+

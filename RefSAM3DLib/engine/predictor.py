@@ -1,0 +1,114 @@
+"""RefSAM3DPredictor: a model on a device, ready to open volumes (SAM's predictor, for 3D volumes).
+
+    predictor = RefSAM3DPredictor.from_pretrained("refsam3d-demo")
+    session = predictor.open(volume)                      # cached window embeddings
+    liver, = session.segment(Prompt(text="liver"))
+    refined, = session.segment(Prompt(points=[(x, y, z)], previous=liver))
+
+It owns the device policy: bf16 autocast on a GPU, fp32 on the CPU, window batches sized to the
+device, and on CUDA out-of-memory a smaller batch and finally the CPU -- never a crash.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from ..io.volume import Volume
+from ..modeling.checkpoint import load_refsam3d
+from ..modeling.refsam3d import RefSAM3D
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+    return device
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class RefSAM3DPredictor:
+    def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float = 0.5,
+                 batch_size: int | None = None, presence_threshold: float = 0.5, presence_gating: bool = True,
+                 metadata: dict | None = None) -> None:
+        self.device = pick_device(device)
+        self.model = model.eval().to(self.device)
+        self.overlap = overlap
+        self.presence_threshold = presence_threshold
+        self.presence_gating = presence_gating
+        self.metadata = dict(metadata or {})
+        self.batch_size = {"encode": batch_size or self._default_batch(), "decode": batch_size or self._default_batch()}
+        self.fell_back_to_cpu = False
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "refsam3d-demo", device: str = "auto",
+                        **kwargs) -> "RefSAM3DPredictor":
+        from ..zoo.resolve import resolve_model
+
+        model, metadata = load_refsam3d(resolve_model(str(name_or_path)))
+        return cls(model, device=device, metadata=metadata, **kwargs)
+
+    def _default_batch(self) -> int:
+        if self.device.type != "cuda":
+            return 2
+        free, _ = torch.cuda.mem_get_info(self.device)
+        voxels = float(torch.tensor(self.model.config.window_size).prod())
+        per_window = voxels * 4 * 64  # bytes: decoder maps dominate (~32 bf16 channels, x2 for temporaries)
+        return int(max(1, min(16, free * 0.5 // per_window)))
+
+    @property
+    def amp(self) -> bool:
+        return self.device.type == "cuda"
+
+    # ------------------------------------------------------------------ batching with OOM fallback
+    def map_batches(self, items: Sequence, kind: str, fn: Callable[[RefSAM3D, list], object],
+                    before_batch: Callable[[], None] | None = None) -> Iterator[tuple[list, object]]:
+        """Yield (batch, fn(model, batch)) over ``items`` under the device's precision.
+
+        On CUDA out-of-memory the same items are retried with half the batch size, and when a single
+        item does not fit, the model moves to the CPU and work continues there (logged, never a crash).
+        """
+        items = list(items)
+        i = 0
+        while i < len(items):
+            if before_batch is not None:
+                before_batch()
+            batch = items[i:i + self.batch_size[kind]]
+            try:
+                with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    out = fn(self.model, batch)
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                if not _is_oom(exc):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self.batch_size[kind] > 1:
+                    self.batch_size[kind] = max(1, self.batch_size[kind] // 2)
+                    log.warning("out of memory; %s batch size reduced to %d", kind, self.batch_size[kind])
+                elif self.device.type != "cpu":
+                    log.warning("out of GPU memory even for one window; continuing on the CPU (slower)")
+                    self._move_to_cpu()
+                else:
+                    raise
+                continue
+            yield batch, out
+            i += len(batch)
+
+    def _move_to_cpu(self) -> None:
+        self.device = torch.device("cpu")
+        self.model.to(self.device)
+        self.fell_back_to_cpu = True
+
+    # ------------------------------------------------------------------ sessions
+    def open(self, volume: Volume, modality: str | None = None) -> Session:
+        return Session(self, volume, modality)

@@ -1,0 +1,1 @@
+"""Training and fine-tuning: datalists, cached preprocessing, crops + augmentation, prompt simulation, loop."""

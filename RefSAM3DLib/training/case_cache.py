@@ -1,0 +1,105 @@
+"""Deterministic per-case preprocessing, done once and cached on disk.
+
+Each case is read, checked (image and label on the same grid, declared labels present), moved to
+model space with the same ModelSpace the inference engine uses (so training and inference see
+identical orientation and spacing), and stored as .npy files keyed by the inputs and the spacing.
+Epochs then only crop and augment.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engine.intensity import detect_modality, mr_range
+from ..engine.model_space import ModelSpace
+from ..io.readers import read_label_volume, read_volume
+from .datalist import Case
+from .errors import DatasetError
+
+CACHE_VERSION = 2
+
+
+@dataclass
+class PreparedCase:
+    id: str
+    image: np.ndarray  # (D, H, W) float32, raw intensities (HU for CT) on the model grid
+    label: np.ndarray  # (D, H, W) int16 label values
+    names: dict[int, str]  # value -> raw structure name, only values present on the model grid
+    modality: str
+    intensity_range: tuple[float, float]  # MR: the volume's percentile range used for normalisation
+    absent_names: list[str]  # names known to be absent from the whole volume (exhaustive label maps)
+    regions: list[str]
+    spacing_mm: tuple[float, float, float]
+
+
+def _key(case: Case, spacing: tuple[float, float, float], percentiles: tuple[float, float]) -> str:
+    parts = [str(CACHE_VERSION), case.id, json.dumps(sorted(case.label_map.items())), str(spacing), str(percentiles)]
+    for f in (case.image, case.label):
+        st = f.stat()
+        parts += [str(f.resolve()), str(st.st_size), str(int(st.st_mtime))]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def check_case(case: Case):
+    """Read and validate one case; returns (image Volume, label Volume)."""
+    image = read_volume(case.image)
+    label = read_label_volume(case.label)
+    if image.geometry.shape != label.geometry.shape or not np.allclose(image.geometry.affine, label.geometry.affine,
+                                                                        atol=1e-2):
+        raise DatasetError(f"{case.label}: label grid ({label.geometry.describe()}) does not match the image "
+                           f"{case.image.name} ({image.geometry.describe()}); resample the label onto the image")
+    present = set(np.unique(label.array).astype(int).tolist()) - {0}
+    if case.explicit:
+        missing = sorted(set(case.label_map) - present)
+        if missing:
+            raise DatasetError(f"{case.label}: label value(s) {missing} declared in the datalist do not occur in "
+                               f"the label image (values present: {sorted(present)[:20]}); fix 'labels'")
+    unknown = sorted(present - set(case.label_map))
+    if unknown and case.explicit:
+        raise DatasetError(f"{case.label}: label value(s) {unknown[:10]} occur in the image but have no name; "
+                           f"add them to 'labels'")
+    return image, label
+
+
+def prepare_case(case: Case, spacing: tuple[float, float, float], percentiles: tuple[float, float],
+                 cache_dir: Path | None) -> PreparedCase:
+    key = _key(case, spacing, percentiles)
+    folder = Path(cache_dir) / f"{case.id}-{key}" if cache_dir else None
+    if folder is not None and (folder / "meta.json").is_file():
+        meta = json.loads((folder / "meta.json").read_text())
+        return PreparedCase(case.id, np.load(folder / "image.npy"), np.load(folder / "label.npy"),
+                            {int(k): v for k, v in meta["names"].items()}, meta["modality"],
+                            tuple(meta["intensity_range"]), meta["absent_names"], meta["regions"], tuple(spacing))
+    image, label = check_case(case)
+    space = ModelSpace.build(image.geometry, spacing)
+    raw = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32))
+    model_image = space.to_model(raw).numpy().astype(np.float32)
+    model_label = space.labels_to_model(torch.from_numpy(np.ascontiguousarray(label.array.astype(np.int16))))
+    model_label = model_label.numpy().astype(np.int16)
+    present = set(np.unique(model_label).astype(int).tolist()) - {0}
+    names = {v: n for v, n in case.label_map.items() if v in present}
+    absent = sorted(n for v, n in case.label_map.items() if v not in present) if case.exhaustive else []
+    modality = case.modality or detect_modality(image.array)
+    lo, hi = mr_range(torch.from_numpy(model_image), percentiles)
+    prepared = PreparedCase(case.id, model_image, model_label, names, modality, (float(lo), float(hi)), absent,
+                            list(case.regions), tuple(spacing))
+    if folder is not None:
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        np.save(tmp / "image.npy", model_image)
+        np.save(tmp / "label.npy", model_label)
+        (tmp / "meta.json").write_text(json.dumps({"names": names, "modality": modality, "intensity_range": [lo, hi],
+                                                   "absent_names": absent, "regions": prepared.regions}))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another rank finished first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return prepared
