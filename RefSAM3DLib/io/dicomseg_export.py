@@ -82,6 +82,8 @@ def _describe(number: int, segment: SegmentOutput) -> hd.seg.SegmentDescription:
         tracking_id=segment.name[:64],
         tracking_uid=hd.UID(),
         display_color=hd.color.CIELabColor.from_rgb(*(float(c) for c in segment.color)),
+        anatomic_regions=None if segment.terminology.anatomic_region is None else [
+            _coded(segment.terminology.anatomic_region)],
     )
     if segment.terminology.modifier is not None:
         # The modifier (e.g. laterality) qualifies the type, so it sits inside the type's code item.

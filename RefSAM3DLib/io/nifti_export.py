@@ -108,7 +108,8 @@ def sidecar_contents(segments: Sequence[SegmentOutput], geometry: VolumeGeometry
 
 def terminology_dict(terminology: Terminology) -> dict:
     return {"category": _code_dict(terminology.category), "type": _code_dict(terminology.type),
-            "modifier": _code_dict(terminology.modifier)}
+            "modifier": _code_dict(terminology.modifier), "anatomic_region": _code_dict(terminology.anatomic_region),
+            "anatomic_region_modifier": _code_dict(terminology.anatomic_region_modifier)}
 
 
 def _code_dict(code: Code | None) -> dict | None:

@@ -17,21 +17,9 @@ from ..vocab.codes import Code, Terminology
 from .atomic import atomic_output, check_writable
 from .errors import ExportError
 from .geometry import VolumeGeometry
+from ..vocab.slicer_terminology import slicer_terminology_string
 from .provenance import ALGORITHM_NAME, refsam3d_version
 from .segments import SegmentOutput
-
-SEGMENTATION_CONTEXT = "Segmentation category and type - DICOM master list"
-ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
-
-
-def slicer_terminology_string(terminology: Terminology) -> str:
-    """Slicer's TerminologyEntry tag: context~category~type~modifier~anatomic context~region~region modifier.
-
-    Each code is 'scheme^value^meaning'; an absent code is '^^'.
-    """
-    return "~".join([SEGMENTATION_CONTEXT, _code_string(terminology.category), _code_string(terminology.type),
-                     _code_string(terminology.modifier), ANATOMIC_CONTEXT, _code_string(None), _code_string(None)])
-
 
 def write_seg_nrrd(path: str | os.PathLike, segments: Sequence[SegmentOutput], geometry: VolumeGeometry,
                    overwrite: bool = False) -> Path:

@@ -139,7 +139,7 @@ def _demo() -> RefSAM3DConfig:
         embed_dim=192, depth=6, num_heads=6, pretrain_pos_grid=8, attn_window=4,
         global_attn_indexes=(1, 3, 5), adapter_dim=48, stage_indexes=(1, 2, 3, 5), neck_dim=96,
         text_encoder="minilm", fusion_heads=4, fusion_ffn_dim=384,
-        decoder_depth=2, decoder_heads=4, decoder_mlp_dim=384, decoder_channels=(48, 24, 12), fuse_channels=12,
+        decoder_depth=2, decoder_heads=4, decoder_mlp_dim=384, decoder_channels=(32, 16, 8), fuse_channels=8,
         freeze_backbone=False, notes="Small demo model trained on the shared CT/MR volumes with MiniLM text.")
 
 

@@ -18,3 +18,5 @@ class Terminology:
     category: Code
     type: Code
     modifier: Code | None = None  # laterality etc.
+    anatomic_region: Code | None = None  # where a lesion type sits, e.g. Liver for "liver tumor" (type Neoplasm)
+    anatomic_region_modifier: Code | None = None  # e.g. Left for "left kidney cyst"

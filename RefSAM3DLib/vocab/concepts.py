@@ -60,7 +60,8 @@ class Concept:
 
     @property
     def terminology(self) -> Terminology:
-        return Terminology(self.category, self.type, self.modifier)
+        return Terminology(self.category, self.type, self.modifier, self.anatomic_region,
+                           self.anatomic_region_modifier)
 
     @property
     def color_float(self) -> tuple[float, float, float]:
@@ -100,7 +101,7 @@ def _data() -> dict:
 
 
 @lru_cache(maxsize=1)
-def _catalogue() -> tuple[dict[str, Concept], dict[str, Concept]]:
+def _catalogue() -> tuple[dict[str, Concept], dict[str, Concept], dict[str, Concept]]:
     by_id: dict[str, Concept] = {}
     by_raw_name: dict[str, Concept] = {}
     for entry in _data()["concepts"]:
@@ -112,7 +113,8 @@ def _catalogue() -> tuple[dict[str, Concept], dict[str, Concept]]:
             if by_raw_name.get(raw, concept) is not concept:
                 raise ValueError(f"structures.json: label name {raw!r} names {by_raw_name[raw].id} and {concept.id}")
             by_raw_name[raw] = concept
-    return by_id, by_raw_name
+    by_lowercase_name = {raw.lower(): concept for raw, concept in by_raw_name.items()}
+    return by_id, by_raw_name, by_lowercase_name
 
 
 def text_rules() -> dict:
@@ -145,13 +147,12 @@ def concept_for_label_name(raw_name: str) -> Concept | None:
     """
     if not raw_name or not raw_name.strip():
         return None
-    by_raw = _catalogue()[1]
+    _, by_raw, by_lowercase = _catalogue()
     name = raw_name.strip()
     if name in by_raw:
         return by_raw[name]
-    lowered = {key.lower(): concept for key, concept in by_raw.items()}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
+    if name.lower() in by_lowercase:
+        return by_lowercase[name.lower()]
     from .matcher import resolve  # the matcher needs the catalogue, so import it late
 
     cleaned = re.sub(r"[_\-]+", " ", name)

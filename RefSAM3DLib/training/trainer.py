@@ -1,0 +1,263 @@
+"""The training loop: AdamW + warm-up/cosine (or linear) schedule, bf16 on GPU, gradient clipping,
+checkpoints that resume exactly, TensorBoard logs, a tqdm bar, and DDP when launched by torchrun.
+
+Only rank 0 writes checkpoints and logs. Resuming restores model, optimiser, scheduler, step and
+every random generator, and the data order is a pure function of (seed, epoch, index), so a resumed
+run continues with exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..modeling.checkpoint import load_refsam3d, save_checkpoint
+from ..modeling.build import build_refsam3d
+from ..modeling.refsam3d import RefSAM3D
+from .case_cache import prepare_case
+from .datalist import load_datalist
+from .dataset import CropDataset, EpochSampler, collate
+from .objective import TrainingObjective
+from .text_bank import build_text_bank, load_text_bank, save_text_bank
+
+log = logging.getLogger(__name__)
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class TrainConfig:
+    datalist: str
+    out_dir: str
+    model_config: str = "demo"
+    steps: int = 1000
+    batch_size: int = 2
+    lr: float = 4e-4
+    weight_decay: float = 1e-5
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # cosine | linear
+    grad_clip: float = 1.0
+    num_prompts: int = 2
+    corrective_probability: float = 0.5
+    presence_weight: float = 0.5
+    checkpoint_every: int = 200
+    epoch_length: int = 400  # crops per epoch (all ranks together)
+    seed: int = 0
+    workers: int = 0
+    augment: bool = True
+    data_root: str | None = None
+    cache_dir: str | None = None
+    text_bank: str | None = None
+    init: str | None = None  # fine-tune from this RefSAM3D checkpoint
+    shots: int | None = None  # few-shot: use only this many training cases
+    sam_checkpoint: str | None = None
+    clip_checkpoint: str | None = None
+    device: str = "auto"
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- setup
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, local
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def _schedule(cfg: TrainConfig):
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        t = min(max(t, 0.0), 1.0)
+        return 0.5 * (1 + math.cos(math.pi * t)) * 0.99 + 0.01 if cfg.schedule == "cosine" else 1 - 0.99 * t
+    return factor
+
+
+def _param_groups(model: RefSAM3D, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or "embed" in name or "token" in name or name.startswith("no_text") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build_model(cfg: TrainConfig) -> RefSAM3D:
+    if cfg.init:
+        from ..zoo.resolve import resolve_model
+
+        model, _ = load_refsam3d(resolve_model(cfg.init))
+        model.configure_trainable()
+        return model.train()
+    model, reports = build_refsam3d(cfg.model_config, sam_checkpoint=cfg.sam_checkpoint,
+                                    clip_checkpoint=cfg.clip_checkpoint)
+    for r in reports:
+        log.info(r.summary())
+    return model.train()
+
+
+# ---------------------------------------------------------------------------------------------- loop
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
+    """Run (or resume) training; returns a summary dict. Rank 0 writes into ``cfg.out_dir``."""
+    rank, world, local = _distributed()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg, local)
+    out = Path(cfg.out_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    model = build_model(cfg).to(device)
+    datalist = load_datalist(cfg.datalist, cfg.data_root)
+    train_cases = sorted(datalist.split("train"), key=lambda c: c.id)
+    if cfg.shots:
+        train_cases = train_cases[: cfg.shots]
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "preprocessed"
+    cases = [prepare_case(c, model.config.spacing_mm, model.config.mr_percentiles, cache_dir) for c in train_cases]
+    dataset = CropDataset(cases, model.config, cfg.epoch_length, cfg.seed, cfg.augment, cfg.num_prompts)
+
+    bank = Path(cfg.text_bank) if cfg.text_bank else out / "text_bank.pt"
+    if bank.is_file():
+        load_text_bank(model, bank)
+    if rank == 0:
+        build_text_bank(model, dataset.all_phrases(), progress=progress)
+        if model.config.text_encoder == "minilm" and not cfg.text_bank:
+            save_text_bank(model, bank)
+    if world > 1:
+        dist.barrier()
+        if rank != 0 and bank.is_file():
+            load_text_bank(model, bank)
+
+    objective = TrainingObjective(model, cfg.presence_weight, cfg.corrective_probability).to(device)
+    wrapped = DistributedDataParallel(objective, device_ids=[local] if device.type == "cuda" else None,
+                                      find_unused_parameters=True) if world > 1 else objective
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
+    step = 0
+    state_path = out / STATE_FILE
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        _set_rng_state(state["rng"])
+        if rank == 0:
+            log.info("resumed from %s at step %d", state_path, step)
+
+    writer = None
+    if rank == 0:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    per_rank_batches = max(1, len(sampler) // cfg.batch_size)
+    bar = tqdm(total=cfg.steps, initial=step, desc="training", disable=rank != 0 or not progress)
+    history = []
+    t_start = time.perf_counter()
+    while step < cfg.steps:
+        epoch, offset = divmod(step, per_rank_batches)
+        sampler.set_epoch(epoch)
+        keys = list(sampler)[offset * cfg.batch_size: per_rank_batches * cfg.batch_size]
+        batches = [keys[i:i + cfg.batch_size] for i in range(0, len(keys), cfg.batch_size)]
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate,
+                                             num_workers=cfg.workers)
+        for items in loader:
+            items = [it for it in items if it.prompts]
+            if not items:
+                step += 1
+                continue
+            model.train()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                losses = wrapped(items, seed=cfg.seed * 1_000_003 + step * 101 + rank)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                                       cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            record = {k: float(v.detach()) for k, v in losses.items()}
+            record["grad_norm"] = float(grad_norm)
+            history.append(record["total"])
+            if writer is not None:
+                for k, v in record.items():
+                    writer.add_scalar(f"train/{k}", v, step)
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['total']:.3f}", mask=f"{record['mask']:.3f}",
+                            presence=f"{record['presence']:.3f}")
+            if rank == 0 and (step % cfg.checkpoint_every == 0 or step >= cfg.steps):
+                _save(model, optimizer, scheduler, step, cfg, out)
+            if step >= cfg.steps:
+                break
+    bar.close()
+    if writer is not None:
+        writer.close()
+    if world > 1:
+        dist.barrier()
+    elapsed = time.perf_counter() - t_start
+    return {"steps": step, "final_loss": float(np.mean(history[-20:])) if history else None,
+            "seconds": elapsed, "world_size": world, "device": str(device)}
+
+
+def _save(model: RefSAM3D, optimizer, scheduler, step: int, cfg: TrainConfig, out: Path) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "step": step, "rng": _rng_state(), "train_config": asdict(cfg), "model_config": model.config.to_dict()}
+    if model.config.text_encoder == "minilm":
+        state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("text_encoder.")}
+    _atomic_torch_save(state, out / STATE_FILE)
+    save_checkpoint(model, out / "model_last.pt", metadata={"step": step, "train_config": asdict(cfg)})

@@ -1,0 +1,73 @@
+"""Label names -> text prompts for training, through the vocabulary.
+
+A raw label name ("kidney_left", "lung tumor") becomes its concept's phrasings ("left kidney",
+"perform left kidney segmentation", "CT of the left kidney", ...), so training sees the varied ways
+people write. Names the vocabulary does not know are used as written (underscores as spaces).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..vocab.concepts import Concept, all_concepts, concept_for_label_name
+
+BODY_REGIONS = {"abdomen", "pelvis", "chest"}
+MAX_PHRASES = 24
+
+
+@lru_cache(maxsize=None)
+def concept_of(raw_name: str) -> Concept | None:
+    return concept_for_label_name(raw_name)
+
+
+class StructureText:
+    def __init__(self, max_phrases: int = MAX_PHRASES) -> None:
+        self.max_phrases = max_phrases
+        self._cache: dict[tuple[str, str], list[str]] = {}
+
+    def phrases(self, raw_name: str, modality: str) -> list[str]:
+        key = (raw_name, modality)
+        if key not in self._cache:
+            from ..vocab.templates import phrasings
+
+            concept = concept_of(raw_name)
+            if concept is None:
+                name = raw_name.replace("_", " ").strip()
+                found = [name, f"the {name}", f"{name} segmentation", f"perform {name} segmentation"]
+            else:
+                found = phrasings(concept, modality=modality)
+            self._cache[key] = list(dict.fromkeys(found))[: self.max_phrases]
+        return self._cache[key]
+
+    def phrase(self, raw_name: str, modality: str, rng: np.random.Generator) -> str:
+        options = self.phrases(raw_name, modality)
+        # the plain canonical name is what most users type: give it a fixed share
+        return options[0] if rng.random() < 0.3 else options[int(rng.integers(len(options)))]
+
+
+def same_concept(a: str, b: str) -> bool:
+    ca, cb = concept_of(a), concept_of(b)
+    return a == b or (ca is not None and cb is not None and ca.id == cb.id)
+
+
+def negatives_pool(case_names: list[str], absent_names: list[str], regions: list[str]) -> list[str]:
+    """Names that may serve as 'absent' prompts for crops of a case (filtered per crop later).
+
+    Beyond the case's own structures and its exhaustive map's absent names, structures of body parts
+    the scan cannot contain: head structures for a trunk scan, trunk organs for a head scan.
+    Spine, limb and neck structures are never assumed absent (scans of any region may show them).
+    """
+    pool = list(dict.fromkeys(list(case_names) + list(absent_names)))
+    covered = set(regions)
+    if covered:
+        for concept in all_concepts():
+            if concept.region is None or concept.region in ("spine", "limb", "neck"):
+                continue
+            head_vs_body = (concept.region == "head" and "head" not in covered) or \
+                           (concept.region in BODY_REGIONS and not covered & BODY_REGIONS)
+            if head_vs_body:
+                pool.append(concept.id)
+    present_concepts = {concept_of(n).id for n in case_names if concept_of(n) is not None}
+    return [n for n in dict.fromkeys(pool) if not (concept_of(n) and concept_of(n).id in present_concepts
+                                                   and n not in case_names)]

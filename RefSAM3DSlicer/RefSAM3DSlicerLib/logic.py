@@ -1,0 +1,369 @@
+"""The module's Logic: nodes and plain values in, segment IDs out, news through callbacks; no widgets.
+
+One prompt is two halves so Slicer never freezes: ``start_segmentation`` (main thread) reads the nodes,
+copies the voxels only when the worker has no session for them, and hands the model work to the worker
+thread; ``finish_segmentation`` (main thread, once the job is done) writes the results into the scene.
+``segment`` does both and waits, for scripts and tests. Every result becomes a NEW segment unless a
+segment to replace is named; what a prompt changed is recorded for Undo; a cancelled or failed prompt
+leaves the scene as it was.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import mrml_adapter as mrml
+from .errors import InputError
+from .prompts_from_markups import box_from_roi, points_from_markups
+from .settings import MemorySettingsStore, RefSAM3DSettings
+from .undo import SegmentSnapshot, UndoStack, UndoStep
+from .worker import ModelWorker
+
+_PROMPT_SEPARATORS = re.compile(r"[;\n]+")
+_REFINEMENT_MEMORY = 8  # how many segments keep the model's own probability for click refinement
+
+
+@dataclass
+class SegmentationOutcome:
+    """What one Segment press did to the scene."""
+
+    segmentation_node: object | None
+    added_segment_ids: list[str] = field(default_factory=list)
+    replaced_segment_id: str | None = None
+    not_found: list[str] = field(default_factory=list)  # prompts judged absent (nothing was added for them)
+    cancelled: bool = False
+    seconds: float = 0.0
+    messages: list[str] = field(default_factory=list)
+    results: list = field(default_factory=list)  # the engine's SegmentResults (masks, presence, volume_ml)
+
+    @property
+    def segment_ids(self) -> list[str]:
+        return self.added_segment_ids + ([self.replaced_segment_id] if self.replaced_segment_id else [])
+
+    @property
+    def message(self) -> str:
+        return " ".join(self.messages)
+
+
+class ProgressState:
+    """Latest (fraction, message) of a running job; safe to write from the worker and read from the UI.
+
+    A listener is called directly only on the thread that created the state (synchronous worker);
+    otherwise the main thread polls ``value``.
+    """
+
+    def __init__(self, listener=None) -> None:
+        self._lock = threading.Lock()
+        self._value = (0.0, "starting")
+        self._listener = listener
+        self._owner = threading.get_ident()
+
+    def __call__(self, fraction: float, message: str) -> None:
+        with self._lock:
+            self._value = (float(fraction), str(message))
+        if self._listener is not None and threading.get_ident() == self._owner:
+            self._listener(float(fraction), str(message))
+
+    @property
+    def value(self) -> tuple[float, str]:
+        with self._lock:
+            return self._value
+
+
+@dataclass
+class PendingSegmentation:
+    """A prompt on its way through the worker; poll ``done()`` then pass it to ``finish_segmentation``."""
+
+    volume_node: object
+    segmentation_node: object | None
+    prompts: list
+    session_key: tuple
+    replace_segment_id: str | None
+    future: object
+    progress_state: ProgressState
+    cancel_event: threading.Event
+    started: float
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    @property
+    def progress(self) -> tuple[float, str]:
+        return self.progress_state.value
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        try:
+            self.future.exception(timeout=timeout)
+        except (FutureTimeout, TimeoutError):
+            return False
+        except CancelledError:  # the executor dropped the job (module closing): done as well
+            pass
+        return True
+
+    @property
+    def description(self) -> str:
+        return " and ".join(p.describe() for p in self.prompts)
+
+
+def split_prompt_text(text: str | None) -> list[str]:
+    """Several structures at once: one per line or separated by ';' ("liver; spleen")."""
+    return [t.strip() for t in _PROMPT_SEPARATORS.split(text or "") if t.strip()]
+
+
+class RefSAM3DLogic:
+    def __init__(self, worker: ModelWorker | None = None, settings_store=None,
+                 settings: RefSAM3DSettings | None = None) -> None:
+        self.settings_store = settings_store or MemorySettingsStore()
+        self.settings = (settings or self.settings_store.load()).validated()
+        self.worker = worker or ModelWorker()
+        self.worker.configure(self.settings.model, self.settings.device)
+        self.undo_stack = UndoStack(self.settings.undo_depth)
+        self._pending: PendingSegmentation | None = None
+        self._refinement: OrderedDict[tuple[str, str], object] = OrderedDict()
+
+    # ------------------------------------------------------------------ settings
+    def apply_settings(self, settings: RefSAM3DSettings, persist: bool = True) -> None:
+        """Use new preferences from the next prompt on (a new model/device is loaded lazily)."""
+        self.settings = settings.validated()
+        self.worker.configure(self.settings.model, self.settings.device)
+        self.undo_stack.set_depth(self.settings.undo_depth)
+        if persist:
+            self.settings_store.save(self.settings)
+
+    def postprocessing(self):
+        from RefSAM3DLib.engine.postprocess import PostProcessing
+
+        s = self.settings
+        return PostProcessing(threshold=s.threshold, largest_component=s.largest_component, fill_holes=s.fill_holes,
+                              min_size_ml=s.min_size_ml)
+
+    # ------------------------------------------------------------------ prompts
+    def build_prompts(self, text: str | None = None, positive_points=None, negative_points=None, roi=None,
+                      previous=None) -> list:
+        """One Prompt per text (';' or new line separated); clicks and box join the last one."""
+        from RefSAM3DLib.engine.prompts import Prompt
+
+        texts = split_prompt_text(text)
+        points, labels = points_from_markups(positive_points, negative_points)
+        box = box_from_roi(roi)
+        if not texts and not points and box is None:
+            raise InputError("type what to segment (e.g. 'left kidney') or place a click or a box")
+        prompts = [Prompt(text=t) for t in texts[:-1]]
+        has_clicks = bool(points) or box is not None
+        prompts.append(Prompt(text=texts[-1] if texts else None, points=points, point_labels=labels, box=box,
+                              previous=previous if has_clicks else None))
+        return prompts
+
+    # ------------------------------------------------------------------ one prompt, in two halves
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None and not self._pending.done()
+
+    def start_segmentation(self, volume_node, segmentation_node=None, text: str | None = None,
+                           positive_points=None, negative_points=None, roi=None,
+                           replace_segment_id: str | None = None, progress_callback=None,
+                           cancel=None) -> PendingSegmentation:
+        """Main thread: validate, collect the prompt, hand the model work to the worker; returns at once."""
+        if self.busy:
+            raise InputError("RefSAM3D is still working on the previous prompt; wait for it or press Cancel")
+        mrml.check_volume_node(volume_node)
+        if segmentation_node is not None:
+            mrml.check_segmentation_node(segmentation_node, volume_node)
+        previous = None
+        if replace_segment_id:
+            previous = self._replacement_context(segmentation_node, replace_segment_id, volume_node)
+        prompts = self.build_prompts(text, positive_points, negative_points, roi, previous)
+        if replace_segment_id and len(prompts) > 1:
+            raise InputError("replace one segment with one prompt at a time (remove the ';' or extra lines)")
+        modality = None if self.settings.modality == "auto" else self.settings.modality
+        key = self.worker.session_key(mrml.volume_fingerprint(volume_node), modality)
+        volume = None if self.worker.has_session(key) else mrml.volume_from_node(volume_node, modality)
+        cancel_event = threading.Event()
+        if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
+            cancel_event.set()
+
+        def cancelled() -> bool:
+            if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
+                cancel_event.set()
+            return cancel_event.is_set()
+
+        progress = ProgressState(progress_callback)
+        pending = PendingSegmentation(volume_node, segmentation_node, prompts, key, replace_segment_id, None,
+                                      progress, cancel_event, time.perf_counter())
+        self._pending = pending
+        pending.future = self.worker.segment(key, volume, prompts, progress=progress, cancel=cancelled,
+                                             postprocessing=self.postprocessing(),
+                                             presence_threshold=self.settings.presence_threshold)
+        return pending
+
+    def finish_segmentation(self, pending: PendingSegmentation, status_callback=None) -> SegmentationOutcome:
+        """Main thread, after ``pending.done()``: write the results (or nothing, if cancelled or failed)."""
+        from RefSAM3DLib.engine.errors import Cancelled
+
+        if self._pending is pending:
+            self._pending = None
+        outcome = SegmentationOutcome(pending.segmentation_node)
+        try:
+            results = pending.future.result()
+        except (Cancelled, CancelledError):
+            results = None
+        if results is None or pending.cancelled:
+            outcome.cancelled = True
+            return self._report(outcome, pending, "Cancelled; nothing was changed.", status_callback)
+        if pending.volume_node.GetScene() is None:
+            raise InputError("the volume was removed while segmenting; nothing was written")
+        outcome.results = list(results)
+        self._write_results(pending, results, outcome)
+        return self._report(outcome, pending, None, status_callback)
+
+    def segment(self, volume_node, segmentation_node=None, text: str | None = None, positive_points=None,
+                negative_points=None, roi=None, replace_segment_id: str | None = None, progress_callback=None,
+                status_callback=None, cancel=None, pump_events=None, poll_seconds: float = 0.05
+                ) -> SegmentationOutcome:
+        """Both halves, waiting in between; ``pump_events`` (e.g. slicer.app.processEvents) keeps a GUI alive."""
+        pending = self.start_segmentation(volume_node, segmentation_node, text, positive_points, negative_points,
+                                          roi, replace_segment_id, progress_callback, cancel)
+        shown = None
+        while not pending.wait(poll_seconds):
+            if progress_callback is not None and pending.progress != shown:
+                shown = pending.progress
+                progress_callback(*shown)
+            if pump_events is not None:
+                pump_events()
+        return self.finish_segmentation(pending, status_callback)
+
+    def cancel(self) -> None:
+        """Ask the running prompt to stop at the next window batch."""
+        if self._pending is not None:
+            self._pending.cancel()
+
+    # ------------------------------------------------------------------ undo and model lifetime
+    @property
+    def can_undo(self) -> bool:
+        return self.undo_stack.can_undo
+
+    def undo(self, scene=None, status_callback=None) -> str:
+        import slicer
+
+        if self.busy:
+            raise InputError("wait for the running prompt (or cancel it) before undoing")
+        message = self.undo_stack.undo(scene or slicer.mrmlScene)
+        if status_callback is not None:
+            status_callback(message)
+        return message
+
+    def release_model(self) -> None:
+        self._refinement.clear()
+        self.worker.release()
+
+    def shutdown(self) -> None:
+        self.cancel()
+        self.worker.shutdown(wait=False)
+
+    # ------------------------------------------------------------------ internals
+    def _replacement_context(self, segmentation_node, segment_id: str, volume_node):
+        """What the model should refine when clicks replace a segment: its own last probability when the
+        segment is untouched since and the session still open, else the segment's current voxels."""
+        if segmentation_node is None or segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
+            raise InputError("the segment to replace is not in the selected segmentation; pick it again")
+        current = mrml.read_mask(segmentation_node, segment_id, volume_node)
+        remembered = self._refinement.get((segmentation_node.GetID(), segment_id))
+        if remembered is not None:
+            digest, result = remembered
+            modality = None if self.settings.modality == "auto" else self.settings.modality
+            key = self.worker.session_key(mrml.volume_fingerprint(volume_node), modality)
+            if digest == _digest(current) and self.worker.session_token(key) == result.session_token:
+                return result
+        return current if current.any() else None
+
+    def _remember_for_refinement(self, segmentation_node, segment_id: str, result) -> None:
+        light = replace(result, mask=np.zeros((1, 1, 1), bool), probability=None)  # keep only what refining needs
+        self._refinement[(segmentation_node.GetID(), segment_id)] = (_digest(result.mask), light)
+        while len(self._refinement) > _REFINEMENT_MEMORY:
+            self._refinement.popitem(last=False)
+
+    def _write_results(self, pending: PendingSegmentation, results: list, outcome: SegmentationOutcome) -> None:
+        volume_node = pending.volume_node
+        segmentation_node = pending.segmentation_node
+        to_write = [r for r in results if r.found and r.mask.any()]
+        for result in results:
+            if not (result.found and result.mask.any()):
+                outcome.not_found.append(result.prompt or result.name)
+                outcome.messages.append(_not_found_message(result, self.settings.presence_threshold))
+        if not to_write:
+            return
+        if segmentation_node is None:
+            segmentation_node = volume_node.GetScene().AddNewNodeByClass(
+                "vtkMRMLSegmentationNode", f"{volume_node.GetName()} segmentation")
+            outcome.segmentation_node = segmentation_node
+        mrml.prepare_segmentation_node(segmentation_node, volume_node)
+        step = UndoStep(segmentation_node.GetID(), pending.description)
+        try:
+            for result in to_write:
+                if pending.replace_segment_id:
+                    segment_id = pending.replace_segment_id
+                    step.replaced.append(SegmentSnapshot.take(segmentation_node, segment_id))
+                    mrml.replace_segment_with_result(segmentation_node, segment_id, volume_node, result,
+                                                     rename=bool(result.prompt))
+                    outcome.replaced_segment_id = segment_id
+                    verb = "Replaced"
+                else:
+                    segment_id = mrml.add_result_segment(segmentation_node, volume_node, result)
+                    step.added_segment_ids.append(segment_id)
+                    outcome.added_segment_ids.append(segment_id)
+                    verb = "Added"
+                self._remember_for_refinement(segmentation_node, segment_id, result)
+                name = segmentation_node.GetSegmentation().GetSegment(segment_id).GetName()
+                outcome.messages.append(f"{verb} '{name}' ({result.volume_ml:.1f} mL).")
+        except Exception:
+            rollback = UndoStack()
+            rollback.push(step)
+            rollback.undo(segmentation_node.GetScene())
+            outcome.added_segment_ids.clear()
+            outcome.replaced_segment_id = None
+            raise
+        self.undo_stack.push(step)
+
+    def _report(self, outcome: SegmentationOutcome, pending: PendingSegmentation, message: str | None,
+                status_callback) -> SegmentationOutcome:
+        outcome.seconds = time.perf_counter() - pending.started
+        if message:
+            outcome.messages.append(message)
+        if not outcome.cancelled:
+            for prompt in pending.prompts:
+                if prompt.text:
+                    self.settings.remember_prompt(prompt.text)
+            self.settings_store.save(self.settings)
+            outcome.messages.append(f"({outcome.seconds:.1f} s on {self.worker.device_description})")
+        if status_callback is not None:
+            status_callback(outcome.message)
+        return outcome
+
+
+def _digest(mask: np.ndarray) -> str:
+    import hashlib
+
+    packed = np.packbits(np.asarray(mask, dtype=bool), axis=None)
+    return hashlib.sha1(packed.tobytes() + str(mask.shape).encode()).hexdigest()
+
+
+def _not_found_message(result, presence_threshold: float) -> str:
+    what = f"'{result.prompt}'" if result.prompt else "the clicked structure"
+    if result.prompt and result.presence is not None and result.presence < presence_threshold:
+        return (f"Not found: {what} does not appear in this volume (presence {result.presence:.2f} < "
+                f"{presence_threshold:.2f}); nothing was added.")
+    return f"Not found: the model returned an empty mask for {what}; nothing was added."

@@ -1,0 +1,114 @@
+"""Prompt-level undo: each Segment press records what it changed, and Undo puts exactly that back.
+
+Slicer's Segment Editor undo snapshots whole segmentations (memory blows up on big volumes, Slicer #6982),
+so like SlicerNNInteractive we keep our own small history: the IDs of segments a prompt added (Undo removes
+them) and, for a replaced segment, its former voxels and metadata (Undo restores them). Voxels are kept as
+the segment's own binary labelmap at its effective extent, in the segmentation's coordinates, so a restore
+is exact and needs neither the source volume nor a full-size array.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SegmentSnapshot:
+    """One existing segment as it was before a prompt replaced it."""
+
+    segment_id: str
+    metadata: object  # a vtkSegment holding name, colour and every tag (DeepCopyMetadata)
+    labelmap: object  # vtkOrientedImageData with this segment's voxels only
+
+    @classmethod
+    def take(cls, segmentation_node, segment_id: str) -> SegmentSnapshot:
+        import slicer
+
+        segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+        if segment is None:
+            raise KeyError(f"no segment {segment_id!r} in '{segmentation_node.GetName()}'")
+        metadata = slicer.vtkSegment()
+        metadata.DeepCopyMetadata(segment)
+        labelmap = slicer.vtkOrientedImageData()
+        segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap)
+        return cls(segment_id, metadata, labelmap)
+
+    def restore(self, segmentation_node) -> None:
+        import slicer
+
+        segment = segmentation_node.GetSegmentation().GetSegment(self.segment_id)
+        if segment is None:
+            raise KeyError(self.segment_id)
+        logic = slicer.vtkSlicerSegmentationsModuleLogic
+        if not logic.SetBinaryLabelmapToSegment(self.labelmap, segmentation_node, self.segment_id,
+                                                logic.MODE_REPLACE):
+            raise RuntimeError(f"could not restore the voxels of segment '{self.metadata.GetName()}'")
+        segment.DeepCopyMetadata(self.metadata)
+
+
+@dataclass
+class UndoStep:
+    """What one prompt changed in one segmentation."""
+
+    segmentation_node_id: str
+    description: str
+    added_segment_ids: list[str] = field(default_factory=list)
+    replaced: list[SegmentSnapshot] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.added_segment_ids and not self.replaced
+
+
+class UndoStack:
+    """The last ``depth`` prompt steps, newest on top."""
+
+    def __init__(self, depth: int = 10) -> None:
+        self._steps: deque[UndoStep] = deque(maxlen=max(1, int(depth)))
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._steps)
+
+    @property
+    def next_description(self) -> str:
+        return self._steps[-1].description if self._steps else ""
+
+    def set_depth(self, depth: int) -> None:
+        self._steps = deque(self._steps, maxlen=max(1, int(depth)))
+
+    def push(self, step: UndoStep) -> None:
+        if not step.empty:
+            self._steps.append(step)
+
+    def clear(self) -> None:
+        self._steps.clear()
+
+    def undo(self, scene) -> str:
+        """Revert the newest step in ``scene``; returns what was undone, for the status line.
+
+        Segments the user deleted or a segmentation removed since are skipped (and said so), never an error.
+        """
+        if not self._steps:
+            return "Nothing to undo."
+        step = self._steps.pop()
+        node = scene.GetNodeByID(step.segmentation_node_id) if scene is not None else None
+        if node is None:
+            return f"Cannot undo {step.description}: its segmentation was removed."
+        segmentation = node.GetSegmentation()
+        missing = []
+        for segment_id in step.added_segment_ids:
+            if segmentation.GetSegment(segment_id) is None:
+                missing.append(segment_id)
+            else:
+                segmentation.RemoveSegment(segment_id)
+        for snapshot in reversed(step.replaced):
+            try:
+                snapshot.restore(node)
+            except KeyError:
+                missing.append(snapshot.metadata.GetName())
+        note = f" ({len(missing)} segment(s) had already been deleted)" if missing else ""
+        return f"Undid {step.description}{note}."
