@@ -21,7 +21,7 @@ class PostProcessing:
     def apply(self, probability: np.ndarray, voxel_ml: float) -> np.ndarray:
         """Probability (D, H, W) on the model grid -> adjusted probability (same grid)."""
         mask = probability >= self.threshold
-        if not mask.any():
+        if not mask.any() or not (self.largest_component or self.fill_holes or self.min_size_ml > 0):
             return probability
         keep = mask
         if self.largest_component or self.min_size_ml > 0:
@@ -36,7 +36,8 @@ class PostProcessing:
                 if self.min_size_ml > 0:
                     wanted[1:] &= sizes * voxel_ml >= self.min_size_ml
                 keep = wanted[labels]
-        out = np.where(keep, probability, np.minimum(probability, self.threshold * 0.5)).astype(np.float32)
+        # dropped components fall below threshold; everything else keeps its probability
+        out = np.where(mask & ~keep, np.minimum(probability, self.threshold * 0.5), probability).astype(np.float32)
         if self.fill_holes:
             filled = ndimage.binary_fill_holes(keep)
             out[filled & ~keep] = 1.0

@@ -90,12 +90,15 @@ class PendingSegmentation:
     progress_state: ProgressState
     cancel_event: threading.Event
     started: float
+    external_cancel: object = None  # the caller's Event or callable, honoured up to the moment of writing
 
     def cancel(self) -> None:
         self.cancel_event.set()
 
     @property
     def cancelled(self) -> bool:
+        if _flag_set(self.external_cancel):
+            self.cancel_event.set()
         return self.cancel_event.is_set()
 
     @property
@@ -103,7 +106,7 @@ class PendingSegmentation:
         return self.progress_state.value
 
     def done(self) -> bool:
-        return self.future.done()
+        return self.future is not None and self.future.done()
 
     def wait(self, timeout: float | None = None) -> bool:
         try:
@@ -192,20 +195,12 @@ class RefSAM3DLogic:
         modality = None if self.settings.modality == "auto" else self.settings.modality
         key = self.worker.session_key(mrml.volume_fingerprint(volume_node), modality)
         volume = None if self.worker.has_session(key) else mrml.volume_from_node(volume_node, modality)
-        cancel_event = threading.Event()
-        if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
-            cancel_event.set()
-
-        def cancelled() -> bool:
-            if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):
-                cancel_event.set()
-            return cancel_event.is_set()
-
-        progress = ProgressState(progress_callback)
         pending = PendingSegmentation(volume_node, segmentation_node, prompts, key, replace_segment_id, None,
-                                      progress, cancel_event, time.perf_counter())
+                                      ProgressState(progress_callback), threading.Event(), time.perf_counter(),
+                                      external_cancel=cancel)
         self._pending = pending
-        pending.future = self.worker.segment(key, volume, prompts, progress=progress, cancel=cancelled,
+        pending.future = self.worker.segment(key, volume, prompts, progress=pending.progress_state,
+                                             cancel=lambda: pending.cancelled,
                                              postprocessing=self.postprocessing(),
                                              presence_threshold=self.settings.presence_threshold)
         return pending
@@ -352,6 +347,13 @@ class RefSAM3DLogic:
         if status_callback is not None:
             status_callback(outcome.message)
         return outcome
+
+
+def _flag_set(flag) -> bool:
+    """A cancel flag may be a threading.Event, a plain callable, or None."""
+    if flag is None:
+        return False
+    return bool(flag.is_set() if hasattr(flag, "is_set") else flag())
 
 
 def _digest(mask: np.ndarray) -> str:

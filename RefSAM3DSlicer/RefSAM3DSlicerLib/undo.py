@@ -43,7 +43,9 @@ class SegmentSnapshot:
         if not logic.SetBinaryLabelmapToSegment(self.labelmap, segmentation_node, self.segment_id,
                                                 logic.MODE_REPLACE):
             raise RuntimeError(f"could not restore the voxels of segment '{self.metadata.GetName()}'")
+        label_value = segment.GetLabelValue()  # where the voxels now live in their layer; metadata must not move it
         segment.DeepCopyMetadata(self.metadata)
+        segment.SetLabelValue(label_value)
 
 
 @dataclass

@@ -1,0 +1,127 @@
+"""`refsam3d batch`: segment many scans with one model load; resumable and shardable across ranks.
+
+Inputs: a folder (image files and/or DICOM series sub-folders) or a text file with one path per line.
+A case whose output already exists is skipped, so an interrupted batch continues where it stopped.
+Under `torchrun --nproc_per_node N -m RefSAM3DLib.commands.batch ...` each rank takes every N-th case
+(and its own GPU).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .arguments import UsageError, add_model_arguments, add_postprocessing_arguments
+from .progress import ProgressBar
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+OUTPUT_SUFFIX = {"nifti": ".nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": ".dcm"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("batch", help="segment every scan in a folder or list (resumable, torchrun-shardable)")
+    p.add_argument("--inputs", required=True, help="folder of scans / DICOM series folders, or a .txt list")
+    p.add_argument("--prompt", action="append", required=True, help="what to segment (repeatable)")
+    p.add_argument("--out", required=True, help="output folder (one file per input)")
+    p.add_argument("--format", choices=list(OUTPUT_SUFFIX), default="nifti")
+    p.add_argument("--preview", action="store_true", help="also write <case>.png previews")
+    p.add_argument("--quiet", action="store_true")
+    add_model_arguments(p)
+    add_postprocessing_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def list_inputs(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_file() and path.suffix.lower() == ".txt":
+        items = [Path(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+        missing = [p for p in items if not p.exists()]
+        if missing:
+            raise UsageError(f"{spec}: listed input {missing[0]} does not exist ({len(missing)} missing)")
+        return items
+    if not path.is_dir():
+        raise UsageError(f"{spec}: not a folder or a .txt list of scans")
+    items = []
+    for entry in sorted(path.iterdir()):
+        if entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES):
+            items.append(entry)
+        elif entry.is_dir() and any(f.suffix.lower() == ".dcm" or f.suffix == "" for f in entry.iterdir()
+                                    if f.is_file()):
+            items.append(entry)
+    if not items:
+        raise UsageError(f"{spec}: no scans found (looked for {', '.join(IMAGE_SUFFIXES)} files and DICOM folders)")
+    return items
+
+
+def _rank_world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.errors import PromptError
+    from ..engine.postprocess import PostProcessing
+    from ..engine.predictor import RefSAM3DPredictor
+    from ..engine.prompts import Prompt
+    from ..io.errors import VolumeReadError
+    from ..io.exporters import export_segments
+    from ..io.preview import write_preview_png
+    from ..io.readers import read_volume
+
+    inputs = list_inputs(args.inputs)
+    prompts = [Prompt(text=t) for t in args.prompt]
+    rank, world = _rank_world()
+    mine = inputs[rank::world]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in mine if not (out / (_case_name(p) + OUTPUT_SUFFIX[args.format])).exists()]
+    print(f"rank {rank}/{world}: {len(mine)} scans, {len(mine) - len(todo)} already done", file=sys.stderr)
+    if not todo:
+        return 0
+    device = args.device
+    if world > 1 and device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=device)
+    post = PostProcessing(args.threshold, args.largest_component, args.fill_holes, args.min_size_ml)
+    failed = []
+    with ProgressBar(f"batch (rank {rank})", enabled=not args.quiet) as bar:
+        for n, path in enumerate(todo):
+            target = out / (_case_name(path) + OUTPUT_SUFFIX[args.format])
+            try:
+                volume = read_volume(path)
+                results = predictor.open(volume).segment(prompts, postprocessing=post,
+                                                        presence_threshold=args.presence_threshold)
+                export_segments(target, results, volume, fmt=args.format)
+                if args.preview:
+                    write_preview_png(out / (_case_name(path) + ".png"), volume, results, overwrite=True)
+                found = ", ".join(r.name for r in results if r.found) or "nothing"
+                print(f"{path}: found {found}", file=sys.stderr)
+            except (VolumeReadError, PromptError, ValueError) as exc:
+                failed.append(path)
+                print(f"{path}: skipped: {str(exc).splitlines()[0]}", file=sys.stderr)
+            bar((n + 1) / len(todo), _case_name(path))
+    if failed:
+        print(f"{len(failed)} of {len(todo)} scans failed (listed above); rerun to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    from ..cli import main as cli_main
+
+    return cli_main(["batch", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""`refsam3d evaluate`: Dice / NSD / HD95 / presence accuracy of a model on a datalist split."""
+from __future__ import annotations
+
+import argparse
+
+from .arguments import add_model_arguments
+from .progress import ProgressBar
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a model on labelled cases (CSV, markdown table, box plot)")
+    p.add_argument("--datalist", required=True, help="dataset description (see `refsam3d train`)")
+    p.add_argument("--split", default="val", help="which split to score (default: val); 'all' for every case")
+    p.add_argument("--out", required=True, help="folder for metrics.csv, report.md and dice_boxplot.png")
+    p.add_argument("--data-root", help="override the datalist's root folder")
+    p.add_argument("--tolerance-mm", type=float, default=2.0, help="NSD tolerance (default 2 mm)")
+    p.add_argument("--absent-prompts", type=int, default=10, help="'should be absent' prompts per case")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    add_model_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.predictor import RefSAM3DPredictor
+    from ..evaluation.report import markdown_table, write_report
+    from ..evaluation.run import EvaluationOptions, evaluate_cases
+    from ..training.datalist import load_datalist
+    from .arguments import UsageError
+
+    datalist = load_datalist(args.datalist, args.data_root)
+    cases = datalist.cases if args.split == "all" else datalist.split(args.split)
+    if not cases:
+        raise UsageError(f"{args.datalist}: no cases in split {args.split!r}")
+    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device)
+    with ProgressBar("evaluating", enabled=not args.quiet) as bar:
+        rows = evaluate_cases(predictor, cases, EvaluationOptions(args.tolerance_mm, args.absent_prompts), bar)
+    title = f"RefSAM3D evaluation: model {args.model} on {datalist.name} ({args.split})"
+    paths = write_report(args.out, rows, title, overwrite=args.overwrite)
+    print(markdown_table(rows))
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,64 @@
+"""Evaluate a model on a datalist through the real inference engine (the same path users take).
+
+Per case: every labelled structure present in the label image is prompted by its canonical name
+(text only) and scored with Dice, NSD and HD95; names known to be absent (exhaustive label maps)
+and structures of body regions the scan does not cover are prompted too, and score presence
+("not found" is the right answer for them).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine.predictor import RefSAM3DPredictor
+from ..engine.prompts import Prompt
+from ..io.readers import read_label_volume, read_volume
+from ..training.case_cache import check_case
+from ..training.datalist import Case
+from ..training.vocabulary_bridge import concept_of, negatives_pool
+from .metrics import CaseMetrics, evaluate_case
+
+
+@dataclass
+class EvaluationOptions:
+    tolerance_mm: float = 2.0
+    absent_prompts: int = 10  # how many "should be absent" prompts per case (0 = none)
+    seed: int = 0
+
+
+def prompt_text(raw_name: str) -> str:
+    concept = concept_of(raw_name)
+    return concept.name if concept is not None else raw_name.replace("_", " ")
+
+
+def evaluate_cases(predictor: RefSAM3DPredictor, cases: list[Case], options: EvaluationOptions,
+                   progress: Callable[[float, str], None] | None = None) -> list[CaseMetrics]:
+    rows: list[CaseMetrics] = []
+    rng = np.random.default_rng(options.seed)
+    for n, case in enumerate(cases):
+        check_case(case)
+        image = read_volume(case.image, modality=case.modality)
+        label = read_label_volume(case.label)
+        values = [v for v in sorted(case.label_map) if (label.array == v).any()]
+        present = [case.label_map[v] for v in values]
+        absent_names = [name for v, name in case.label_map.items() if v not in values] if case.exhaustive else []
+        pool = [name for name in negatives_pool(present, absent_names, case.regions) if name not in present]
+        absent = list(rng.permutation(pool)[: options.absent_prompts]) if pool and options.absent_prompts else []
+        prompts = [Prompt(text=prompt_text(name)) for name in present + absent]
+        session = predictor.open(image)
+        results = session.segment(prompts, progress=None)
+        spacing = image.geometry.spacing
+        empty = np.zeros(image.geometry.shape, bool)
+        for value, name, result in zip(values, present, results[: len(present)]):
+            rows.append(evaluate_case(result.mask, label.array == value, spacing, case=case.id, structure=name,
+                                      prompt=result.prompt or "", tolerance_mm=options.tolerance_mm,
+                                      presence_predicted=result.found))
+        for name, result in zip(absent, results[len(present):]):
+            rows.append(evaluate_case(result.mask, empty, spacing, case=case.id, structure=f"absent: {name}",
+                                      prompt=result.prompt or "", tolerance_mm=options.tolerance_mm,
+                                      presence_predicted=result.found))
+        if progress is not None:
+            progress((n + 1) / len(cases), case.id)
+    return rows
