@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--fresh", action="store_true", help="ignore an existing train_state.pt in --out")
+    p.add_argument("--stop-at", type=int, help="stop this invocation at this step (resume later with the same command)")
+    p.add_argument("--time-limit-minutes", type=float, help="stop (with a checkpoint) after this long")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         epoch_length=args.epoch_length, seed=args.seed, workers=args.workers, augment=not args.no_augment,
         data_root=args.data_root, cache_dir=args.cache_dir, text_bank=args.text_bank, init=args.init,
         shots=args.shots, sam_checkpoint=args.sam_checkpoint, clip_checkpoint=args.clip_checkpoint,
-        device=args.device, threads=args.threads)
+        device=args.device, threads=args.threads, stop_at=args.stop_at, time_limit_minutes=args.time_limit_minutes)
     summary = train(cfg, resume=not args.fresh, progress=not args.quiet)
     if summary.get("world_size", 1) == 1 or _rank() == 0:
         print(json.dumps(summary))

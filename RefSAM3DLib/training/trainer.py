@@ -65,14 +65,16 @@ class TrainConfig:
     clip_checkpoint: str | None = None
     device: str = "auto"
     threads: int | None = None
+    stop_at: int | None = None  # end this invocation at this step (checkpointed; resume later)
+    time_limit_minutes: float | None = None  # end this invocation after this long (checkpointed)
     extra: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- setup
-def _distributed() -> tuple[int, int, int]:
+def _distributed(device: str) -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
         dist.init_process_group(backend=backend)
     rank = dist.get_rank() if dist.is_initialized() else 0
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -148,7 +150,7 @@ def build_model(cfg: TrainConfig) -> RefSAM3D:
 # ---------------------------------------------------------------------------------------------- loop
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     """Run (or resume) training; returns a summary dict. Rank 0 writes into ``cfg.out_dir``."""
-    rank, world, local = _distributed()
+    rank, world, local = _distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg, local)
@@ -205,6 +207,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     per_rank_batches = max(1, len(sampler) // cfg.batch_size)
+    stop = False
     bar = tqdm(total=cfg.steps, initial=step, desc="training", disable=rank != 0 or not progress)
     history = []
     t_start = time.perf_counter()
@@ -240,18 +243,51 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
             bar.update(1)
             bar.set_postfix(loss=f"{record['total']:.3f}", mask=f"{record['mask']:.3f}",
                             presence=f"{record['presence']:.3f}")
-            if rank == 0 and (step % cfg.checkpoint_every == 0 or step >= cfg.steps):
+            stop = step >= cfg.steps or (cfg.stop_at is not None and step >= cfg.stop_at) or (
+                cfg.time_limit_minutes is not None and _agree(time.perf_counter() - t_start >
+                                                              cfg.time_limit_minutes * 60, world))
+            if rank == 0 and (step % cfg.checkpoint_every == 0 or stop):
                 _save(model, optimizer, scheduler, step, cfg, out)
-            if step >= cfg.steps:
+            if stop:
                 break
+        if stop:
+            break
     bar.close()
     if writer is not None:
         writer.close()
+    digest = weights_digest(model)
+    digests = [digest]
     if world > 1:
-        dist.barrier()
+        digests = [None] * world
+        dist.all_gather_object(digests, digest)
+        if rank == 0 and len(set(digests)) != 1:
+            log.error("DDP ranks ended with different weights: %s", digests)
+    if rank == 0:
+        (out / "rank_digests.json").write_text(json.dumps(digests))
     elapsed = time.perf_counter() - t_start
     return {"steps": step, "final_loss": float(np.mean(history[-20:])) if history else None,
             "seconds": elapsed, "world_size": world, "device": str(device)}
+
+
+def _agree(flag: bool, world: int) -> bool:
+    """Every rank stops together: a time limit counts once any rank reaches it."""
+    if world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def weights_digest(model: RefSAM3D) -> str:
+    """A checksum of the trainable weights: DDP ranks must agree on it after every step."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _save(model: RefSAM3D, optimizer, scheduler, step: int, cfg: TrainConfig, out: Path) -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: N999 - Slicer names a module's helper package <Module>Lib
 """Pure-Python core of the RefSAM3D Slicer module: everything testable without Qt (runs on slicer-core).
 
 RefSAM3DSlicer.py keeps only the Qt widget and thin Slicer classes; the work happens here:

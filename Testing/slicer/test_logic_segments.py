@@ -19,7 +19,7 @@ def labelmap_ijk(segmentation_node, segment_id, volume_node):
 
 @pytest.mark.parametrize("kind", ["ras", "oblique"])
 def test_prompt_adds_a_coded_segment_equal_to_the_engine_mask(make_logic, make_volume, make_segmentation, kind):
-    from RefSAM3DSlicerLib.mrml_adapter import terminology_string
+    from RefSAM3DSlicerLib.mrml_adapter import result_terminology_string
 
     volume = make_volume(kind)
     segmentation = make_segmentation(volume)
@@ -31,8 +31,9 @@ def test_prompt_adds_a_coded_segment_equal_to_the_engine_mask(make_logic, make_v
     segment = segmentation.GetSegmentation().GetSegment(segment_id)
     assert segment.GetName() == result.name == "left kidney"
     np.testing.assert_allclose(segment.GetColor(), result.color)
-    assert tag(segmentation, segment_id, segment.GetTerminologyEntryTagName()) == terminology_string(result.terminology)
-    assert "Kidney" in terminology_string(result.terminology)
+    terminology = tag(segmentation, segment_id, segment.GetTerminologyEntryTagName())
+    assert terminology == result_terminology_string(result)
+    assert "SCT^64033007^Kidney~SCT^7771000^Left" in terminology
     assert tag(segmentation, segment_id, "DICOM.SegmentAlgorithmType") == "AUTOMATIC"
     assert tag(segmentation, segment_id, "DICOM.SegmentAlgorithmName") == "RefSAM3D"
     assert tag(segmentation, segment_id, "RefSAM3D.Prompt") == "left kidney"
@@ -154,3 +155,13 @@ def test_empty_input_is_refused(make_logic, make_volume, make_segmentation):
     volume = make_volume("ras")
     with pytest.raises(InputError, match="type what to segment"):
         make_logic().segment(volume, make_segmentation(volume), text="  ;  ")
+
+
+def test_a_lesion_is_coded_with_its_anatomic_region(make_logic, make_volume, make_segmentation):
+    volume = make_volume("ras")
+    segmentation = make_segmentation(volume)
+    outcome = make_logic().segment(volume, segmentation, text="liver tumor")
+    segment_id, = outcome.added_segment_ids
+    terminology = tag(segmentation, segment_id,
+                      segmentation.GetSegmentation().GetSegment(segment_id).GetTerminologyEntryTagName())
+    assert outcome.results[0].concept_id and "Liver" in terminology.split("~")[4:][1]

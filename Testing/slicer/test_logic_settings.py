@@ -44,7 +44,7 @@ class FakeQSettings:
     def value(self, key):
         return self.values[key]
 
-    def setValue(self, key, value):  # noqa: N802 - Qt's name
+    def setValue(self, key, value):
         self.values[key] = str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -17,7 +17,6 @@ def node_matrix(volume_node) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["ras", "lps", "oblique"])
 def test_geometry_and_voxels_round_trip(make_volume, kind):
     import slicer
-
     from RefSAM3DSlicerLib.mrml_adapter import volume_from_node
 
     node = make_volume(kind)
@@ -38,7 +37,6 @@ def test_geometry_and_voxels_round_trip(make_volume, kind):
 def test_parent_transform_is_composed(scene, make_volume):
     import slicer
     import vtk
-
     from RefSAM3DSlicerLib.mrml_adapter import volume_from_node
 
     node = make_volume("oblique")
@@ -54,7 +52,6 @@ def test_parent_transform_is_composed(scene, make_volume):
 
 def test_bad_volumes_give_one_line_messages(scene, make_volume):
     import slicer
-
     from RefSAM3DSlicerLib import InputError
     from RefSAM3DSlicerLib.mrml_adapter import volume_from_node
 
@@ -77,7 +74,6 @@ def test_bad_volumes_give_one_line_messages(scene, make_volume):
 
 def test_fingerprint_follows_voxels_and_grid(make_volume):
     import slicer
-
     from RefSAM3DSlicerLib.mrml_adapter import volume_fingerprint
 
     node = make_volume("lps")
