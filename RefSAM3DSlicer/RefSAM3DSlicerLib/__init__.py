@@ -2,11 +2,12 @@
 """Pure-Python core of the RefSAM3D Slicer module: everything testable without Qt (runs on slicer-core).
 
 RefSAM3DSlicer.py keeps only the Qt widget and thin Slicer classes; the work happens here:
-``logic`` (prompts in, segments out), ``mrml_adapter`` (nodes <-> backend values), ``prompts_from_markups``,
+``logic`` (prompts in, segments out), ``pending`` (a running prompt and its outcome), ``mrml_adapter`` (nodes <-> backend values), ``prompts_from_markups``,
 ``worker`` (the model's persistent thread), ``undo``, ``settings``, ``choices`` and ``dependencies``.
 """
 from .errors import InputError
-from .logic import PendingSegmentation, RefSAM3DLogic, SegmentationOutcome, split_prompt_text
+from .logic import RefSAM3DLogic, split_prompt_text
+from .pending import PendingSegmentation, SegmentationOutcome
 from .settings import JsonSettingsStore, MemorySettingsStore, QSettingsStore, RefSAM3DSettings
 from .worker import ModelWorker
 

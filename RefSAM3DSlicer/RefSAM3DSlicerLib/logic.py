@@ -14,13 +14,13 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import CancelledError
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from . import mrml_adapter as mrml
 from .errors import InputError
+from .pending import PendingSegmentation, ProgressState, SegmentationOutcome
 from .prompts_from_markups import box_from_roi, points_from_markups
 from .settings import MemorySettingsStore, RefSAM3DSettings
 from .undo import SegmentSnapshot, UndoStack, UndoStep
@@ -28,98 +28,6 @@ from .worker import ModelWorker
 
 _PROMPT_SEPARATORS = re.compile(r"[;\n]+")
 _REFINEMENT_MEMORY = 8  # how many segments keep the model's own probability for click refinement
-
-
-@dataclass
-class SegmentationOutcome:
-    """What one Segment press did to the scene."""
-
-    segmentation_node: object | None
-    added_segment_ids: list[str] = field(default_factory=list)
-    replaced_segment_id: str | None = None
-    not_found: list[str] = field(default_factory=list)  # prompts judged absent (nothing was added for them)
-    cancelled: bool = False
-    seconds: float = 0.0
-    messages: list[str] = field(default_factory=list)
-    results: list = field(default_factory=list)  # the engine's SegmentResults (masks, presence, volume_ml)
-
-    @property
-    def segment_ids(self) -> list[str]:
-        return self.added_segment_ids + ([self.replaced_segment_id] if self.replaced_segment_id else [])
-
-    @property
-    def message(self) -> str:
-        return " ".join(self.messages)
-
-
-class ProgressState:
-    """Latest (fraction, message) of a running job; safe to write from the worker and read from the UI.
-
-    A listener is called directly only on the thread that created the state (synchronous worker);
-    otherwise the main thread polls ``value``.
-    """
-
-    def __init__(self, listener=None) -> None:
-        self._lock = threading.Lock()
-        self._value = (0.0, "starting")
-        self._listener = listener
-        self._owner = threading.get_ident()
-
-    def __call__(self, fraction: float, message: str) -> None:
-        with self._lock:
-            self._value = (float(fraction), str(message))
-        if self._listener is not None and threading.get_ident() == self._owner:
-            self._listener(float(fraction), str(message))
-
-    @property
-    def value(self) -> tuple[float, str]:
-        with self._lock:
-            return self._value
-
-
-@dataclass
-class PendingSegmentation:
-    """A prompt on its way through the worker; poll ``done()`` then pass it to ``finish_segmentation``."""
-
-    volume_node: object
-    segmentation_node: object | None
-    prompts: list
-    session_key: tuple
-    replace_segment_id: str | None
-    future: object
-    progress_state: ProgressState
-    cancel_event: threading.Event
-    started: float
-    external_cancel: object = None  # the caller's Event or callable, honoured up to the moment of writing
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        if _flag_set(self.external_cancel):
-            self.cancel_event.set()
-        return self.cancel_event.is_set()
-
-    @property
-    def progress(self) -> tuple[float, str]:
-        return self.progress_state.value
-
-    def done(self) -> bool:
-        return self.future is not None and self.future.done()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        try:
-            self.future.exception(timeout=timeout)
-        except (FutureTimeout, TimeoutError):
-            return False
-        except CancelledError:  # the executor dropped the job (module closing): done as well
-            pass
-        return True
-
-    @property
-    def description(self) -> str:
-        return " and ".join(p.describe() for p in self.prompts)
 
 
 def split_prompt_text(text: str | None) -> list[str]:
@@ -198,11 +106,15 @@ class RefSAM3DLogic:
         pending = PendingSegmentation(volume_node, segmentation_node, prompts, key, replace_segment_id, None,
                                       ProgressState(progress_callback), threading.Event(), time.perf_counter(),
                                       external_cancel=cancel)
-        self._pending = pending
-        pending.future = self.worker.segment(key, volume, prompts, progress=pending.progress_state,
-                                             cancel=lambda: pending.cancelled,
-                                             postprocessing=self.postprocessing(),
-                                             presence_threshold=self.settings.presence_threshold)
+        self._pending = pending  # busy from now on, also while a synchronous worker runs the job inline
+        try:
+            pending.future = self.worker.segment(key, volume, prompts, progress=pending.progress_state,
+                                                 cancel=lambda: pending.cancelled,
+                                                 postprocessing=self.postprocessing(),
+                                                 presence_threshold=self.settings.presence_threshold)
+        except BaseException:
+            self._pending = None  # e.g. the worker was shut down: not busy forever
+            raise
         return pending
 
     def finish_segmentation(self, pending: PendingSegmentation, status_callback=None) -> SegmentationOutcome:
@@ -306,6 +218,9 @@ class RefSAM3DLogic:
                 "vtkMRMLSegmentationNode", f"{volume_node.GetName()} segmentation")
             outcome.segmentation_node = segmentation_node
         mrml.prepare_segmentation_node(segmentation_node, volume_node)
+        replaced = pending.replace_segment_id
+        if replaced and segmentation_node.GetSegmentation().GetSegment(replaced) is None:
+            raise InputError("the segment to replace was deleted while segmenting; nothing was written")
         step = UndoStep(segmentation_node.GetID(), pending.description)
         try:
             for result in to_write:
@@ -347,13 +262,6 @@ class RefSAM3DLogic:
         if status_callback is not None:
             status_callback(outcome.message)
         return outcome
-
-
-def _flag_set(flag) -> bool:
-    """A cancel flag may be a threading.Event, a plain callable, or None."""
-    if flag is None:
-        return False
-    return bool(flag.is_set() if hasattr(flag, "is_set") else flag())
 
 
 def _digest(mask: np.ndarray) -> str:

@@ -102,3 +102,17 @@ def test_a_volume_removed_while_segmenting_writes_nothing(make_logic, prepared, 
     with pytest.raises(InputError, match="removed while segmenting"):
         logic.finish_segmentation(pending)
     assert segmentation.GetSegmentation().GetNumberOfSegments() == 1
+
+
+def test_a_segment_to_replace_deleted_while_segmenting_writes_nothing(make_logic, prepared, snapshot):
+    from RefSAM3DSlicerLib import InputError
+
+    volume, segmentation, target = prepared
+    logic = make_logic()
+    pending = logic.start_segmentation(volume, segmentation, text="liver", replace_segment_id=target)
+    segmentation.GetSegmentation().RemoveSegment(target)
+    before = snapshot(segmentation, volume)
+    with pytest.raises(InputError, match="deleted while segmenting"):
+        logic.finish_segmentation(pending)
+    snapshot.same(before, snapshot(segmentation, volume))
+    assert not logic.can_undo

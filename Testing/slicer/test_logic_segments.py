@@ -164,4 +164,6 @@ def test_a_lesion_is_coded_with_its_anatomic_region(make_logic, make_volume, mak
     segment_id, = outcome.added_segment_ids
     terminology = tag(segmentation, segment_id,
                       segmentation.GetSegmentation().GetSegment(segment_id).GetTerminologyEntryTagName())
-    assert outcome.results[0].concept_id and "Liver" in terminology.split("~")[4:][1]
+    assert outcome.results[0].concept_id
+    category, kind, region = terminology.split("~")[1], terminology.split("~")[2], terminology.split("~")[5]
+    assert "Morphologically Altered Structure" in category and "Neoplasm" in kind and region.endswith("^Liver")
