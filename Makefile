@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test test-fast bench lint clean
+.PHONY: venv demo demo-model test test-fast bench lint clean
 
 venv: $(STAMP)
 
@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/refsam3d demo --out demo_output
+	$(VENV)/bin/refsam3d demo --out demo_output --overwrite
+
+# Reproduces the bundled demo model (CPU: ~3 h on 2 cores) and publishes it into the package.
+DEMO_RUN ?= runs/demo
+demo-model: $(STAMP)
+	$(VENV)/bin/refsam3d train --datalist datasets/shared_data.yaml --config demo --out $(DEMO_RUN) \
+	  --steps 6000 --batch-size 2 --lr 4e-4 --warmup-steps 200 --checkpoint-every 250 --epoch-length 400 --seed 0
+	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-demo
 
 test: $(STAMP)
 	@command -v dciodvfy >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
@@ -32,7 +39,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_model.py --config demo --batches 1 2 --repeats 5
+	$(PY) benchmarks/bench_engine.py --model refsam3d-demo --repeats 3
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check RefSAM3DLib RefSAM3DSlicer Testing benchmarks

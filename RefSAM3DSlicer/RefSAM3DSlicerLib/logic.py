@@ -213,7 +213,8 @@ class RefSAM3DLogic:
                 outcome.messages.append(_not_found_message(result, self.settings.presence_threshold))
         if not to_write:
             return
-        if segmentation_node is None:
+        created = segmentation_node is None
+        if created:
             segmentation_node = volume_node.GetScene().AddNewNodeByClass(
                 "vtkMRMLSegmentationNode", f"{volume_node.GetName()} segmentation")
             outcome.segmentation_node = segmentation_node
@@ -239,10 +240,13 @@ class RefSAM3DLogic:
                 self._remember_for_refinement(segmentation_node, segment_id, result)
                 name = segmentation_node.GetSegmentation().GetSegment(segment_id).GetName()
                 outcome.messages.append(f"{verb} '{name}' ({result.volume_ml:.1f} mL).")
-        except Exception:
+        except Exception:  # leave nothing half-written: revert this step, drop a segmentation made for it
             rollback = UndoStack()
             rollback.push(step)
             rollback.undo(segmentation_node.GetScene())
+            if created:
+                segmentation_node.GetScene().RemoveNode(segmentation_node)
+                outcome.segmentation_node = None
             outcome.added_segment_ids.clear()
             outcome.replaced_segment_id = None
             raise

@@ -126,11 +126,6 @@ def _place_next_to_volume(segmentation_node, volume_node) -> None:
         hierarchy.SetItemParent(segmentation_item, hierarchy.GetItemParent(volume_item))
 
 
-def segment_names(segmentation_node) -> list[str]:
-    segmentation = segmentation_node.GetSegmentation()
-    return [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
-
-
 def unique_segment_name(segmentation_node, name: str, ignore_segment_id: str | None = None) -> str:
     """``name`` if free, else "name 2", "name 3", ... (case-insensitive, like Slicer's name lookup)."""
     segmentation = segmentation_node.GetSegmentation()

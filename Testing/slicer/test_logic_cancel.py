@@ -116,3 +116,25 @@ def test_a_segment_to_replace_deleted_while_segmenting_writes_nothing(make_logic
         logic.finish_segmentation(pending)
     snapshot.same(before, snapshot(segmentation, volume))
     assert not logic.can_undo
+
+
+def test_a_failed_write_is_rolled_back(make_logic, prepared, snapshot, monkeypatch):
+    from RefSAM3DSlicerLib import mrml_adapter
+
+    volume, segmentation, _ = prepared
+    before = snapshot(segmentation, volume)
+    calls = []
+    original = mrml_adapter.add_result_segment
+
+    def fail_on_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return original(*args)
+
+    monkeypatch.setattr(mrml_adapter, "add_result_segment", fail_on_second)
+    logic = make_logic()
+    with pytest.raises(RuntimeError, match="disk full"):
+        logic.segment(volume, segmentation, text="liver; spleen")
+    snapshot.same(before, snapshot(segmentation, volume))
+    assert not logic.can_undo
