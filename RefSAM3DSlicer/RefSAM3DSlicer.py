@@ -379,7 +379,7 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
             return
         import numpy as np
         import torch
-        from RefSAM3DSlicerLib.mrml_adapter import volume_from_node
+        from RefSAM3DSlicerLib.mrml_adapter import segment_tag, volume_from_node
 
         from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
         from RefSAM3DLib.engine.prompts import Prompt
@@ -406,7 +406,8 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
             array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, outcome.added_segment_ids[0], volume)
             np.testing.assert_array_equal(array.transpose(2, 1, 0) > 0, outcome.results[0].mask)
             self.assertTrue(0 < array.sum() < array.size)
-            self.assertEqual(segment.GetTag("DICOM.SegmentAlgorithmName"), "RefSAM3D")
+            self.assertEqual(segment_tag(segmentation, outcome.added_segment_ids[0], "DICOM.SegmentAlgorithmName"),
+                             "RefSAM3D")
             logic.undo(slicer.mrmlScene)
             self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 0)
             logic.apply_settings(replace(settings, presence_threshold=1.01), persist=False)

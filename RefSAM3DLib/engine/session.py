@@ -23,8 +23,7 @@ from .intensity import detect_modality, normalize
 from .model_space import ModelSpace
 from .postprocess import PostProcessing
 from .prompts import Prompt
-from .sliding_window import (Start, contains, flat_top_weight, focus_window, gaussian_weight, grid_windows,
-                             window_slices)
+from .sliding_window import Start, contains, flat_top_weight, focus_window, gaussian_weight, grid_windows, window_slices
 
 
 @dataclass
@@ -345,7 +344,7 @@ class Session:
             name, terminology, color, concept = match.display_name, match.terminology, match.color, (
                 match.concept.id if match.concept else None)
         else:
-            from ..vocab.concepts import generic_terminology, color_for_text
+            from ..vocab.concepts import color_for_text, generic_terminology
 
             name = prompt.name or "Segment"
             terminology, color, concept = generic_terminology(name), color_for_text(name), None

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import slicerio
 
-from ..vocab.codes import Code, Terminology
+from ..vocab.codes import Code
+from ..vocab.slicer_terminology import slicer_terminology_string
 from .atomic import atomic_output, check_writable
 from .errors import ExportError
 from .geometry import VolumeGeometry
-from ..vocab.slicer_terminology import slicer_terminology_string
 from .provenance import ALGORITHM_NAME, refsam3d_version
 from .segments import SegmentOutput
+
 
 def write_seg_nrrd(path: str | os.PathLike, segments: Sequence[SegmentOutput], geometry: VolumeGeometry,
                    overwrite: bool = False) -> Path:

@@ -40,10 +40,16 @@ def save_checkpoint(model: RefSAM3D, path: str | Path, metadata: dict[str, Any] 
                "metadata": dict(metadata or {})}
     if extra:
         payload.update(extra)
+    return atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,8 +22,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..modeling.checkpoint import load_refsam3d, save_checkpoint
 from ..modeling.build import build_refsam3d
+from ..modeling.checkpoint import atomic_torch_save, load_refsam3d, save_checkpoint
 from ..modeling.refsam3d import RefSAM3D
 from .case_cache import prepare_case
 from .datalist import load_datalist
@@ -120,17 +119,6 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def build_model(cfg: TrainConfig) -> RefSAM3D:
@@ -295,5 +283,5 @@ def _save(model: RefSAM3D, optimizer, scheduler, step: int, cfg: TrainConfig, ou
              "step": step, "rng": _rng_state(), "train_config": asdict(cfg), "model_config": model.config.to_dict()}
     if model.config.text_encoder == "minilm":
         state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("text_encoder.")}
-    _atomic_torch_save(state, out / STATE_FILE)
+    atomic_torch_save(state, out / STATE_FILE)
     save_checkpoint(model, out / "model_last.pt", metadata={"step": step, "train_config": asdict(cfg)})

@@ -6,7 +6,7 @@ people write. Names the vocabulary does not know are used as written (underscore
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -16,7 +16,7 @@ BODY_REGIONS = {"abdomen", "pelvis", "chest"}
 MAX_PHRASES = 24
 
 
-@lru_cache(maxsize=None)
+@cache
 def concept_of(raw_name: str) -> Concept | None:
     return concept_for_label_name(raw_name)
 

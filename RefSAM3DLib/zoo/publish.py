@@ -8,13 +8,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
-import torch
-
-from ..modeling.checkpoint import read_checkpoint
+from ..modeling.checkpoint import atomic_torch_save, read_checkpoint
 from .catalogue import bundled_path, get_entry
 
 CATALOGUE = Path(__file__).with_name("catalogue.json")
@@ -30,10 +26,7 @@ def publish(checkpoint: str | Path, name: str, note: str | None = None) -> Path:
                             **({"note": note} if note else {}))
     target = bundled_path(entry)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    os.close(fd)
-    torch.save(data, tmp)
-    os.replace(tmp, target)
+    atomic_torch_save(data, target)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     catalogue = json.loads(CATALOGUE.read_text())
     for item in catalogue:

@@ -4,10 +4,10 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from engine_fixtures import ct_volume, tiny_model
 
 from RefSAM3DLib.cli import main
 from RefSAM3DLib.modeling.checkpoint import save_checkpoint
-from engine_fixtures import ct_volume, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from engine_fixtures import ct_volume, oblique_affine, tiny_predictor
 
 from RefSAM3DLib.engine.model_space import ModelSpace
 from RefSAM3DLib.engine.resample import resample_block
 from RefSAM3DLib.engine.sliding_window import gaussian_weight, grid_windows, window_slices
 from RefSAM3DLib.io.geometry import VolumeGeometry
-from engine_fixtures import ct_volume, oblique_affine, tiny_predictor
 
 SPACING = (4.0, 4.0, 4.0)
 

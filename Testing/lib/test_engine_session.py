@@ -4,10 +4,10 @@ import threading
 import numpy as np
 import pytest
 import torch
+from engine_fixtures import ct_volume, tiny_predictor
 
 from RefSAM3DLib.engine.errors import Cancelled, PromptError
 from RefSAM3DLib.engine.prompts import Prompt
-from engine_fixtures import ct_volume, tiny_predictor
 
 
 @pytest.fixture(scope="module")

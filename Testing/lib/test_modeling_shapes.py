@@ -38,7 +38,7 @@ def test_decoder_upsampling_path_shapes():
     model = RefSAM3D(cfg).eval()
     x = torch.randn(1, cfg.neck_dim, *cfg.token_grid)
     sizes = []
-    for i, up in enumerate(model.mask_decoder.upscaling):
+    for up in model.mask_decoder.upscaling:
         x = up(x)
         sizes.append((x.shape[1], tuple(x.shape[2:])))
     expected = [(c, tuple(g * 2 ** (i + 1) for g in cfg.token_grid)) for i, c in enumerate(cfg.decoder_channels)]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from training_fixtures import write_small_dataset
 
 from RefSAM3DLib.training.case_cache import prepare_case
 from RefSAM3DLib.training.datalist import load_datalist
 from RefSAM3DLib.training.errors import DatasetError
 from RefSAM3DLib.training.trainer import STATE_FILE, TrainConfig, train
-from training_fixtures import write_small_dataset
 
 
 @pytest.fixture(scope="module")
