@@ -310,12 +310,16 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ helpers
     def _dependenciesReady(self):
         missing = dependencies.missing_requirements()
-        return not missing or self._installDependencies(missing, ask=True)
+        if not missing or self._installDependencies(missing, ask=True):
+            return True
+        self._setStatus(dependencies.describe_missing(missing) + _(" Press 'Install dependencies' (Model section)."),
+                        "error")
+        return False
 
     def _installDependencies(self, missing, ask):
-        if slicer.app.testingEnabled():
-            self._setStatus(dependencies.describe_missing(missing), "error")
+        if slicer.app.testingEnabled():  # never install from a test run
             return False
+        installed = False  # tryWithErrorDisplay shows an install error instead of raising it
         try:
             with slicer.util.tryWithErrorDisplay(_("Installing RefSAM3D dependencies failed."), waitCursor=True):
                 installed = dependencies.install_requirements(missing, ask=ask)
@@ -326,7 +330,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showDependencyStatus(self):
         missing = dependencies.missing_requirements()
         self.ui.dependencyStatusLabel.text = dependencies.describe_missing(missing)
-        self.ui.installDependenciesButton.text = _("Install dependencies") if missing else _("Reinstall check")
+        self.ui.installDependenciesButton.text = _("Install dependencies") if missing else _("Check dependencies")
 
     def _setStatus(self, text, kind="ok"):
         colors = {"ok": "", "warning": "color: #b06000;", "error": "color: #c00000;"}

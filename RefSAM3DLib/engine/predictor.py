@@ -29,7 +29,7 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise RuntimeError(f"device {str(device)!r} was requested but no CUDA GPU is available; choose cpu or auto")
     return device
 
 
