@@ -6,8 +6,6 @@ existing model checks that the configs agree and names every difference otherwis
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +42,12 @@ def save_checkpoint(model: RefSAM3D, path: str | Path, metadata: dict[str, Any] 
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """torch.save to a temporary sibling, then rename: readers never see half a file."""
+    from ..io.atomic import atomic_output
+
+    with atomic_output(path, overwrite=True) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

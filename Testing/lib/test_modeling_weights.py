@@ -181,7 +181,7 @@ def test_checkpoint_round_trip_and_clear_failures(tmp_path):
     assert meta == {"steps": 3}
     a, b = model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.pt"]  # no temporary files left behind
     other = RefSAM3D(get_config("tiny").replace(adapter_dim=8))
     with pytest.raises(CheckpointError, match="does not match model config.*adapter_dim"):
         load_weights_into(other, path)
