@@ -26,7 +26,8 @@ demo: $(STAMP)
 DEMO_RUN ?= runs/demo
 demo-model: $(STAMP)
 	$(VENV)/bin/refsam3d train --datalist datasets/shared_data.yaml --config demo --out $(DEMO_RUN) \
-	  --steps 6000 --batch-size 2 --lr 4e-4 --warmup-steps 200 --checkpoint-every 250 --epoch-length 400 --seed 0
+	  --steps 6000 --batch-size 2 --num-prompts 3 --lr 4e-4 --warmup-steps 200 --checkpoint-every 250 \
+	  --epoch-length 400 --seed 0 --workers 1
 	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-demo
 
 test: $(STAMP)

@@ -22,7 +22,7 @@ from ..io.readers import read_label_volume, read_volume
 from .datalist import Case
 from .errors import DatasetError
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -36,6 +36,7 @@ class PreparedCase:
     absent_names: list[str]  # names known to be absent from the whole volume (exhaustive label maps)
     regions: list[str]
     spacing_mm: tuple[float, float, float]
+    exhaustive: bool = False
 
 
 def _key(case: Case, spacing: tuple[float, float, float], percentiles: tuple[float, float]) -> str:
@@ -75,7 +76,8 @@ def prepare_case(case: Case, spacing: tuple[float, float, float], percentiles: t
         meta = json.loads((folder / "meta.json").read_text())
         return PreparedCase(case.id, np.load(folder / "image.npy"), np.load(folder / "label.npy"),
                             {int(k): v for k, v in meta["names"].items()}, meta["modality"],
-                            tuple(meta["intensity_range"]), meta["absent_names"], meta["regions"], tuple(spacing))
+                            tuple(meta["intensity_range"]), meta["absent_names"], meta["regions"], tuple(spacing),
+                            meta["exhaustive"])
     image, label = check_case(case)
     space = ModelSpace.build(image.geometry, spacing)
     raw = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32))
@@ -88,14 +90,15 @@ def prepare_case(case: Case, spacing: tuple[float, float, float], percentiles: t
     modality = case.modality or detect_modality(image.array)
     lo, hi = mr_range(torch.from_numpy(model_image), percentiles)
     prepared = PreparedCase(case.id, model_image, model_label, names, modality, (float(lo), float(hi)), absent,
-                            list(case.regions), tuple(spacing))
+                            list(case.regions), tuple(spacing), case.exhaustive)
     if folder is not None:
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         np.save(tmp / "image.npy", model_image)
         np.save(tmp / "label.npy", model_label)
         (tmp / "meta.json").write_text(json.dumps({"names": names, "modality": modality, "intensity_range": [lo, hi],
-                                                   "absent_names": absent, "regions": prepared.regions}))
+                                                   "absent_names": absent, "regions": prepared.regions,
+                                                   "exhaustive": case.exhaustive}))
         try:
             os.replace(tmp, folder)
         except OSError:  # another rank finished first

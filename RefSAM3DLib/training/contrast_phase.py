@@ -40,16 +40,16 @@ def simulate_contrast_phase(image: torch.Tensor, label: torch.Tensor, names: dic
     organs), with a little independent jitter per structure.
     """
     phase = rng.uniform(0.0, 1.0)
-    out = image.clone()
+    flat = label.reshape(-1).long()
+    size = int(flat.max()) + 1 if flat.numel() else 1
+    counts = torch.bincount(flat, minlength=size).double()
+    sums = torch.bincount(flat, weights=image.reshape(-1).double(), minlength=size)
+    shift = torch.zeros(size, dtype=torch.float64)
     for value, name in names.items():
-        rng_hu = target_range(name)
-        if rng_hu is None:
+        hu = target_range(name)
+        if hu is None or value >= size or counts[value] < 5:
             continue
-        region = label == value
-        if int(region.sum()) < 5:
-            continue
-        lo, hi = rng_hu
+        lo, hi = hu
         target = lo + (hi - lo) * float(np.clip(phase + rng.normal(0, 0.12), 0, 1))
-        current = float(image[region].mean())
-        out[region] = image[region] + strength * (target - current)
-    return out
+        shift[value] = strength * (target - float(sums[value] / counts[value]))
+    return image + shift.to(image.dtype)[flat].reshape(image.shape)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -49,6 +50,13 @@ def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=4)
+def _offsets(window: tuple[int, int, int]) -> torch.Tensor:
+    """(D, H, W, 3) voxel offsets of a window's voxels from its centre."""
+    axes = [torch.arange(w, dtype=torch.float32) - (w - 1) / 2 for w in window]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+
+
 def sample_crop(case: PreparedCase, value: int, rng: np.random.Generator, cfg: CropConfig,
                 augment: bool = True) -> Crop:
     """One crop of ``case``; centred on structure ``value`` with probability ``foreground_ratio``."""
@@ -68,12 +76,11 @@ def sample_crop(case: PreparedCase, value: int, rng: np.random.Generator, cfg: C
         shear = np.eye(3) + rng.uniform(-cfg.max_shear, cfg.max_shear, (3, 3)) * (1 - np.eye(3))
         matrix = _rotation(rng, cfg.max_rotation_deg) @ shear @ np.diag(scales)
     # model-grid voxel of every crop voxel: centre + M @ (offset from the crop centre)
-    axes = [torch.arange(int(w), dtype=torch.float64) - (w - 1) / 2 for w in window]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (D, H, W, 3) offsets (d, h, w)
-    coords = grid @ torch.from_numpy(matrix).T + torch.from_numpy(centre)
+    coords = _offsets(tuple(int(w) for w in window)) @ torch.from_numpy(matrix.T).float() + \
+        torch.from_numpy(centre).float()
     # grid_sample wants (x, y, z) = (w, h, d) in [-1, 1] with align_corners=True
-    norm = coords / torch.from_numpy(np.maximum(shape - 1, 1)) * 2 - 1
-    norm = norm.flip(-1).float()[None]
+    norm = coords / torch.from_numpy(np.maximum(shape - 1, 1)).float() * 2 - 1
+    norm = norm.flip(-1)[None]
     pad = cfg.pad_value_ct if case.modality == "CT" else float(case.image.min())
     image = torch.from_numpy(case.image)[None, None] - pad
     image = F.grid_sample(image, norm, mode="bilinear", padding_mode="zeros", align_corners=True)[0, 0] + pad

@@ -20,7 +20,17 @@ from .case_cache import PreparedCase
 from .contrast_phase import simulate_contrast_phase
 from .crops import CropConfig, sample_crop
 from .prompt_simulation import PromptSample, simulate_prompts
-from .vocabulary_bridge import StructureText, negatives_pool
+from .vocabulary_bridge import StructureText, absent_groups, negatives_pool, structures_of
+
+
+MUSCULOSKELETAL_WEIGHT = 1 / 3
+_MUSCULOSKELETAL = ("vertebra", "rib", "hip", "femur", "humerus", "scapula", "clavicula", "sacrum", "gluteus",
+                    "autochthon", "iliopsoas", "costal", "sternum", "skull", "intervertebral", "spinal_canal")
+
+
+def is_musculoskeletal(raw_name: str) -> bool:
+    name = raw_name.lower()
+    return any(k in name for k in _MUSCULOSKELETAL)
 
 
 @dataclass
@@ -46,13 +56,17 @@ class CropDataset(Dataset):
         self.intensity_cfg = intensity or AugmentConfig()
         self.intensity = IntensityAugmenter(self.intensity_cfg)
         self.texts = StructureText()
-        self.pools = [negatives_pool(list(c.names.values()), c.absent_names, c.regions) for c in self.cases]
-        # within a case, structures are drawn by sqrt(volume): large organs (what people ask for most)
-        # come up often, a small rib still regularly
+        self.structures = [structures_of(c.names, c.exhaustive) for c in self.cases]
+        self.pools = [negatives_pool(list(st), c.absent_names + absent_groups(c, st), c.regions)
+                      for c, st in zip(self.cases, self.structures)]
+        # within a case, structures are drawn by sqrt(volume), and bones and muscles (a third of the labels of a
+        # TotalSegmentator map) at a third of that: organs, vessels and lesions are what people ask for most,
+        # a single rib still comes up regularly
         self.structure_weights = []
         for c in self.cases:
             values = np.asarray(sorted(c.names))
-            counts = np.asarray([np.sqrt((c.label == v).sum()) for v in values], dtype=np.float64)
+            counts = np.asarray([np.sqrt((c.label == v).sum()) * (MUSCULOSKELETAL_WEIGHT if is_musculoskeletal(
+                c.names[int(v)]) else 1.0) for v in values], dtype=np.float64)
             self.structure_weights.append((values, counts / counts.sum()))
         sizes = np.asarray([math.sqrt(len(c.names)) for c in self.cases])
         self.case_weights = sizes / sizes.sum()  # many-structure cases more often, every case regularly
@@ -63,8 +77,8 @@ class CropDataset(Dataset):
     def all_phrases(self) -> list[str]:
         """Every text the simulator can produce (for the precomputed text bank)."""
         out = []
-        for case, pool in zip(self.cases, self.pools):
-            for name in list(case.names.values()) + pool:
+        for case, structures, pool in zip(self.cases, self.structures, self.pools):
+            for name in list(structures) + pool:
                 out += self.texts.phrases(name, case.modality)
         return list(dict.fromkeys(out))
 
@@ -89,8 +103,8 @@ class CropDataset(Dataset):
                 image, label = truncate_to_slab(image, label[None], rng)
                 label = label[0]
             image = self.intensity(image, rng)
-        prompts = simulate_prompts(label, case.names, crop.focus_value, case.modality, self.pools[k], self.texts,
-                                   rng, self.num_prompts)
+        prompts = simulate_prompts(label, self.structures[k], crop.focus_value, case.modality, self.pools[k],
+                                   self.texts, rng, self.num_prompts)
         return TrainingItem(image.float(), prompts, case.id)
 
 

@@ -59,23 +59,49 @@ def _clicks(target: np.ndarray, mode: str, rng: np.random.Generator) -> tuple[np
     return np.concatenate(coords), np.concatenate(labels)
 
 
-def simulate_prompts(label: torch.Tensor, names: dict[int, str], focus_value: int, modality: str,
+def _positive(name: str, values: tuple[int, ...], lab: np.ndarray, modality: str, texts: StructureText,
+              rng: np.random.Generator) -> PromptSample:
+    target = np.isin(lab, values)
+    mode = MODES[int(rng.choice(len(MODES), p=[p for _, p in MODES]))][0]
+    if len(values) > 1:
+        mode = "text"  # a group is asked for by name; clicks would pick one member
+    coords, labels = _clicks(target, mode, rng) if mode != "text" else (np.zeros((0, 3)), np.zeros(0, np.int64))
+    text = texts.phrase(name, modality, rng) if mode.startswith("text") else None
+    return PromptSample(text, torch.from_numpy(target), True, coords, labels, name)
+
+
+def simulate_prompts(label: torch.Tensor, structures: dict[str, tuple[int, ...]], focus_value: int, modality: str,
                      negatives_pool: list[str], texts: StructureText, rng: np.random.Generator,
-                     num_prompts: int = 2) -> list[PromptSample]:
-    """``num_prompts`` prompts for a crop: a positive one when a structure is in view, the rest negatives."""
+                     num_prompts: int = 2, group_probability: float = 0.25,
+                     max_positives: int = 2) -> list[PromptSample]:
+    """``num_prompts`` prompts for a crop: up to ``max_positives`` structures in view, the rest negatives.
+
+    ``structures`` maps a prompt-able name to its label values (one for a label, several for a group such as
+    "kidney" = left + right). The first positive is the structure the crop was centred on, or (sometimes) a
+    group that contains it; with room for three prompts a second structure in view joins it.
+    """
     lab = label.numpy()
     counts = dict(zip(*np.unique(lab, return_counts=True)))
-    present = [v for v, n in names.items() if counts.get(v, 0) >= MIN_PRESENT_VOXELS]
+    voxels = {name: sum(counts.get(v, 0) for v in values) for name, values in structures.items()}
+    present = [name for name, n in voxels.items() if n >= MIN_PRESENT_VOXELS]
     samples: list[PromptSample] = []
     if present:
-        value = focus_value if focus_value in present else present[int(rng.integers(len(present)))]
-        target = lab == value
-        mode = MODES[int(rng.choice(len(MODES), p=[p for _, p in MODES]))][0]
-        coords, labels = _clicks(target, mode, rng) if mode != "text" else (np.zeros((0, 3)), np.zeros(0, np.int64))
-        text = texts.phrase(names[value], modality, rng) if mode.startswith("text") else None
-        samples.append(PromptSample(text, torch.from_numpy(target), True, coords, labels, names[value]))
-    in_crop = {names[v] for v in names if counts.get(v, 0) > 0}
-    absent = [n for n in negatives_pool if n not in in_crop]
+        focus = [n for n in present if structures[n] == (focus_value,)]
+        groups = [n for n in present if len(structures[n]) > 1 and focus_value in structures[n]]
+        if groups and rng.random() < group_probability:
+            chosen = [groups[int(rng.integers(len(groups)))]]
+        elif focus:
+            chosen = focus[:1]
+        else:
+            chosen = [present[int(rng.integers(len(present)))]]
+        others = [n for n in present if n not in chosen and len(structures[n]) == 1]
+        if others and max_positives > 1 and num_prompts > 2:
+            # a second structure in view, larger ones more often (they fill more of the crop)
+            weights = np.sqrt(np.asarray([voxels[n] for n in others], dtype=np.float64))
+            chosen.append(others[int(rng.choice(len(others), p=weights / weights.sum()))])
+        for name in chosen:
+            samples.append(_positive(name, structures[name], lab, modality, texts, rng))
+    absent = [n for n in negatives_pool if voxels.get(n, 0) == 0]
     empty = torch.zeros(label.shape, dtype=torch.bool)
     while len(samples) < num_prompts and absent:
         name = absent[int(rng.integers(len(absent)))]

@@ -46,6 +46,65 @@ class StructureText:
         return options[0] if rng.random() < 0.3 else options[int(rng.integers(len(options)))]
 
 
+def _parent_ids(concept_id: str) -> list[str]:
+    """Side-less and group concepts a structure belongs to: kidney_left -> kidney; a lung lobe -> its lung and
+    "lung"; rib_left_7 -> rib_7 and ribs; vertebrae_L1 -> lumbar vertebrae and vertebrae."""
+    parents = []
+    for side in ("_left", "_right"):
+        if concept_id.endswith(side):
+            parents.append(concept_id[: -len(side)])
+    if concept_id.startswith("lung_") and "lobe" in concept_id:
+        side = "left" if concept_id.endswith("_left") else "right"
+        parents += [f"lung_{side}", "lung"]
+    if concept_id in ("lung_left", "lung_right"):
+        parents.append("lung")
+    if concept_id.startswith("rib_"):
+        parts = concept_id.split("_")
+        if len(parts) == 3:
+            parents.append(f"rib_{parts[2]}")
+        parents.append("ribs")
+    if concept_id.startswith("vertebrae_") and len(concept_id) <= 13:
+        region = {"C": "vertebrae_cervical", "T": "vertebrae_thoracic", "L": "vertebrae_lumbar"}.get(concept_id[10])
+        parents += ([region] if region else []) + ["vertebrae"]
+    known = {c.id for c in all_concepts()}
+    return [p for p in dict.fromkeys(parents) if p in known and p != concept_id]
+
+
+def structures_of(names: dict[int, str], exhaustive: bool) -> dict[str, tuple[int, ...]]:
+    """Every structure a case can be prompted for: each label, plus group concepts made of several labels.
+
+    Groups ("kidney" = left + right kidney, "lung" = all lobes, "ribs", "vertebrae") are built only from
+    exhaustive label maps, where a group's missing member is truly absent rather than unlabelled.
+    """
+    structures = {name: (value,) for value, name in names.items()}
+    if not exhaustive:
+        return structures
+    groups: dict[str, list[int]] = {}
+    for value, name in names.items():
+        concept = concept_of(name)
+        if concept is None:
+            continue
+        for parent in _parent_ids(concept.id):
+            groups.setdefault(parent, []).append(value)
+    existing = {concept_of(n).id for n in names.values() if concept_of(n) is not None}
+    for parent, values in groups.items():
+        if parent not in existing:
+            structures[parent] = tuple(sorted(values))
+    return structures
+
+
+def absent_groups(case, structures: dict[str, tuple[int, ...]]) -> list[str]:
+    """Group concepts none of whose members occur in an exhaustively labelled case (e.g. "cervical vertebrae")."""
+    if not case.exhaustive:
+        return []
+    groups = []
+    for name in case.absent_names:
+        concept = concept_of(name)
+        if concept is not None:
+            groups += [p for p in _parent_ids(concept.id) if p not in structures]
+    return list(dict.fromkeys(groups))
+
+
 def same_concept(a: str, b: str) -> bool:
     ca, cb = concept_of(a), concept_of(b)
     return a == b or (ca is not None and cb is not None and ca.id == cb.id)
