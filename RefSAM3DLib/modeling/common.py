@@ -15,10 +15,12 @@ class LayerNorm3d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()  # statistics in fp32 also under bf16 autocast
         mean = x.mean(1, keepdim=True)
         var = (x - mean).pow(2).mean(1, keepdim=True)
         x = (x - mean) / torch.sqrt(var + self.eps)
-        return x * self.weight[:, None, None, None] + self.bias[:, None, None, None]
+        return (x * self.weight[:, None, None, None].float() + self.bias[:, None, None, None].float()).to(dtype)
 
 
 class MLPBlock(nn.Module):
