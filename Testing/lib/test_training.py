@@ -125,3 +125,24 @@ def test_bad_datalists_fail_with_the_file_named(datalist, tmp_path):
     (tmp_path / "broken.yaml").write_text("cases: [unclosed")
     with pytest.raises(DatasetError, match="broken.yaml: not valid YAML"):
         load_datalist(tmp_path / "broken.yaml")
+
+
+def test_evaluate_command_writes_csv_table_and_boxplot(datalist, tmp_path, capsys):
+    from RefSAM3DLib.cli import main
+    from RefSAM3DLib.evaluation.report import read_metrics_csv
+    from RefSAM3DLib.modeling.checkpoint import save_checkpoint
+    from engine_fixtures import tiny_model
+
+    model = tmp_path / "tiny.pt"
+    save_checkpoint(tiny_model(), model)
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--datalist", str(datalist), "--split", "val", "--model", str(model), "--device", "cpu",
+                 "--out", str(out), "--absent-prompts", "2", "--quiet"])
+    assert code == 0
+    rows = read_metrics_csv(out / "metrics.csv")
+    structures = {r.structure for r in rows}
+    assert {"spleen", "kidney_left", "liver"} <= structures
+    assert sum(r.structure.startswith("absent: ") for r in rows) == 2
+    assert all(0.0 <= r.dice <= 1.0 for r in rows)
+    assert (out / "dice_boxplot.png").read_bytes()[:4] == b"\x89PNG"
+    assert "liver" in (out / "report.md").read_text()
