@@ -238,7 +238,7 @@ class Session:
             sums = {i: torch.zeros(self.grid_shape, device=self.predictor.device) for i in global_ids}
             best = {i: 0.0 for i in global_ids}
             for job, (prob, pres) in zip(jobs, out):
-                gate = pres if self.predictor.presence_gating else 1.0
+                gate = presence_gate(pres, threshold) if self.predictor.presence_gating else 1.0
                 sums[job.prompt][window_slices(job.start, self.window)] += weight * prob.to(weight.device) * gate
                 best[job.prompt] = max(best[job.prompt], pres)
             for i in global_ids:
@@ -356,6 +356,17 @@ class Session:
             volume_ml=float(mask.sum()) * self.volume.geometry.voxel_volume_ml,
             algorithm_type="SEMIAUTOMATIC" if prompt.has_clicks else "AUTOMATIC",
             probability=full_prob, model_probability=torch.from_numpy(prob_np).half(), session_token=self.token)
+
+
+def presence_gate(presence: float, threshold: float, ramp: float = 0.2) -> float:
+    """Weight of a window's mask by its presence score: 1 at or above the threshold, 0 well below it.
+
+    A window that does not believe the structure is in view should not add a (hallucinated) mask, but a
+    window that does must keep its full probability, so the gate is flat above the threshold.
+    """
+    if presence >= threshold:
+        return 1.0
+    return max(0.0, 1.0 - (threshold - presence) / ramp)
 
 
 def _check(cancel) -> None:

@@ -30,3 +30,11 @@ def test_minimum_size_in_millilitres():
     p = _scene()
     out = PostProcessing(min_size_ml=0.009).apply(p, voxel_ml=0.001)  # the 8-voxel blob is 0.008 mL
     assert not (out[15:17, 15:17, 15:17] >= 0.5).any() and (out[2:4, 2:4, 2:4] >= 0.5).all()
+
+
+def test_presence_gate_is_flat_above_the_threshold_and_closes_below():
+    from RefSAM3DLib.engine.session import presence_gate
+
+    assert presence_gate(0.9, 0.5) == presence_gate(0.5, 0.5) == 1.0
+    assert 0.0 < presence_gate(0.42, 0.5) < 1.0
+    assert presence_gate(0.2, 0.5) == 0.0
