@@ -111,10 +111,10 @@ class Session:
         self._cache.clear()
 
     # ------------------------------------------------------------------ decoder
-    def _decode(self, jobs: list[_Job], prompts: list[Prompt], progress, cancel, done: int,
-                total: int) -> list[tuple[torch.Tensor, float]]:
-        """Decode every job (window x prompt); returns (probability window, presence) per job."""
-        results: list[tuple[torch.Tensor, float] | None] = [None] * len(jobs)
+    def _decode(self, jobs: list[_Job], prompts: list[Prompt], consume, progress, cancel, done: int,
+                total: int) -> None:
+        """Decode every job (window x prompt) and hand each (job, probability window, presence) to ``consume``
+        as soon as its batch is done, so only one batch of full-resolution windows is ever held."""
         order = sorted(range(len(jobs)), key=lambda i: jobs[i].mask_input is None)
         groups = [list(g) for _, g in itertools.groupby(order, key=lambda i: jobs[i].mask_input is None)]
         for group in groups:
@@ -122,10 +122,9 @@ class Session:
                     group, "decode", lambda m, b: self._decode_batch(m, [jobs[i] for i in b], prompts),
                     lambda: self._sync(cancel)):
                 for r, i in enumerate(batch):
-                    results[i] = (probs[r], float(presence[r]))
+                    consume(jobs[i], probs[r], float(presence[r]))
                 done += len(batch)
                 _report(progress, done, total, "decoding prompts")
-        return results  # type: ignore[return-value]
 
     def _decode_batch(self, model, bj: list[_Job], prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.predictor.device
@@ -224,46 +223,11 @@ class Session:
         probability: dict[int, torch.Tensor] = {}
         presence = {i: 1.0 for i in range(len(prompts))}
         if global_ids:
-            jobs = []
-            for start in windows:
-                for i in global_ids:
-                    c, lab = self._clicks_in(start, clicks[i], boxes[i])
-                    jobs.append(_Job(i, start, c, lab))
-            out = self._decode(jobs, prompts, progress, cancel, done, total)
-            done += len(jobs)
-            weight = gaussian_weight(self.window, device=self.predictor.device)
-            norm = torch.zeros(self.grid_shape, device=self.predictor.device)
-            for start in windows:
-                norm[window_slices(start, self.window)] += weight
-            sums = {i: torch.zeros(self.grid_shape, device=self.predictor.device) for i in global_ids}
-            best = {i: 0.0 for i in global_ids}
-            for job, (prob, pres) in zip(jobs, out):
-                gate = presence_gate(pres, threshold) if self.predictor.presence_gating else 1.0
-                sums[job.prompt][window_slices(job.start, self.window)] += weight * prob.to(weight.device) * gate
-                best[job.prompt] = max(best[job.prompt], pres)
-            for i in global_ids:
-                probability[i] = sums[i] / norm.clamp(min=1e-6)
-                presence[i] = best[i]
-
-        # 2. click / box refinement in windows centred on them
+            self._text_pass(global_ids, windows, prompts, clicks, boxes, threshold, probability, presence,
+                            progress, cancel, done, total)
+            done += len(windows) * len(global_ids)
         if focus:
-            jobs = []
-            for i, starts in focus.items():
-                base = probability.get(i, previous[i])
-                for start in starts:
-                    c, lab = self._clicks_in(start, clicks[i], boxes[i])
-                    mask_input = self._mask_prompt(base, start) if base is not None else None
-                    jobs.append(_Job(i, start, c, lab, mask_input))
-            out = self._decode(jobs, prompts, progress, cancel, done, total)
-            rim = flat_top_weight(self.window, device=self.predictor.device)
-            for job, (prob, _) in zip(jobs, out):
-                base = probability.get(job.prompt, previous[job.prompt])
-                if base is None:
-                    base = torch.zeros(self.grid_shape, device=self.predictor.device)
-                region = window_slices(job.start, self.window)
-                base = base.clone()
-                base[region] = base[region] * (1 - rim) + prob.to(base.device) * rim
-                probability[job.prompt] = base
+            self._click_pass(focus, prompts, clicks, boxes, previous, probability, progress, cancel, done, total)
         for i, box in enumerate(boxes):
             if box is not None:
                 keep = torch.zeros(self.grid_shape, dtype=torch.bool, device=self.predictor.device)
@@ -281,6 +245,54 @@ class Session:
                          "total_s": t_end - t0}
         _report(progress, total, total, "done")
         return results
+
+    def _text_pass(self, ids, windows, prompts, clicks, boxes, threshold, probability, presence, progress,
+                   cancel, done, total) -> None:
+        """Every window x every text prompt, blended with a Gaussian weight; presence = the most confident window.
+
+        A window's mask counts fully when its presence score clears the threshold and fades out below it.
+        """
+        device = self.predictor.device
+        weight = gaussian_weight(self.window, device=device)
+        norm = torch.zeros(self.grid_shape, device=device)
+        for start in windows:
+            norm[window_slices(start, self.window)] += weight
+        sums = {i: torch.zeros(self.grid_shape, device=device) for i in ids}
+        best = {i: 0.0 for i in ids}
+        jobs = [_Job(i, start, *self._clicks_in(start, clicks[i], boxes[i])) for start in windows for i in ids]
+
+        def accumulate(job: _Job, prob: torch.Tensor, pres: float) -> None:
+            gate = presence_gate(pres, threshold) if self.predictor.presence_gating else 1.0
+            sums[job.prompt][window_slices(job.start, self.window)] += weight * prob.to(device) * gate
+            best[job.prompt] = max(best[job.prompt], pres)
+
+        self._decode(jobs, prompts, accumulate, progress, cancel, done, total)
+        for i in ids:
+            probability[i] = sums[i] / norm.clamp(min=1e-6)
+            presence[i] = best[i]
+
+    def _click_pass(self, focus, prompts, clicks, boxes, previous, probability, progress, cancel, done,
+                    total) -> None:
+        """Windows centred on the clicks / box: decoded with the current result as a dense prompt and blended
+        into it with a flat-top weight, so the refined window wins everywhere but its rim."""
+        device = self.predictor.device
+        jobs = []
+        for i, starts in focus.items():
+            base = probability.get(i, previous[i])
+            for start in starts:
+                c, lab = self._clicks_in(start, clicks[i], boxes[i])
+                mask_input = self._mask_prompt(base, start) if base is not None else None
+                jobs.append(_Job(i, start, c, lab, mask_input))
+        rim = flat_top_weight(self.window, device=device)
+
+        def blend(job: _Job, prob: torch.Tensor, _presence: float) -> None:
+            base = probability.get(job.prompt, previous[job.prompt])
+            base = torch.zeros(self.grid_shape, device=device) if base is None else base.clone()
+            region = window_slices(job.start, self.window)
+            base[region] = base[region] * (1 - rim.to(base.device)) + prob.to(base.device) * rim.to(base.device)
+            probability[job.prompt] = base
+
+        self._decode(jobs, prompts, blend, progress, cancel, done, total)
 
     # ------------------------------------------------------------------ helpers
     def _focus_windows(self, coords: np.ndarray, box: np.ndarray | None) -> list[Start]:
