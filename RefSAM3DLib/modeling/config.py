@@ -133,9 +133,10 @@ def _vit_b() -> RefSAM3DConfig:
 
 def _demo() -> RefSAM3DConfig:
     # Trained here from scratch (no SAM weights exist on our machines), so nothing is frozen but the
-    # pretrained MiniLM text encoder. Coarse spacing gives each window the context organs need.
+    # pretrained MiniLM text encoder. Coarse spacing gives each window the context organs need; a soft-tissue
+    # CT window (-250..350 HU) keeps organ contrast large for a small model learning from few volumes.
     return RefSAM3DConfig(
-        name="demo", window_size=(64, 64, 64), spacing_mm=(3.0, 3.0, 3.0), patch_size=8,
+        name="demo", window_size=(64, 64, 64), spacing_mm=(3.0, 3.0, 3.0), ct_window_hu=(-250.0, 350.0), patch_size=8,
         embed_dim=192, depth=6, num_heads=6, pretrain_pos_grid=8, attn_window=4,
         global_attn_indexes=(1, 3, 5), adapter_dim=48, stage_indexes=(1, 2, 3, 5), neck_dim=96,
         text_encoder="minilm", fusion_heads=4, fusion_ffn_dim=384,
