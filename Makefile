@@ -22,12 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/refsam3d demo --out demo_output --overwrite
 
-# Reproduces the bundled demo model (CPU: ~3 h on 2 cores) and publishes it into the package.
+# Reproduces the bundled demo model (CPU: ~3.5 h on 2 cores) and publishes it into the package.
 DEMO_RUN ?= runs/demo
 demo-model: $(STAMP)
 	$(VENV)/bin/refsam3d train --datalist datasets/shared_data.yaml --config demo --out $(DEMO_RUN) \
-	  --steps 6000 --batch-size 2 --num-prompts 3 --lr 4e-4 --warmup-steps 200 --checkpoint-every 250 \
-	  --epoch-length 400 --seed 0 --workers 1
+	  --steps 4000 --batch-size 2 --num-prompts 4 --corrective-probability 0.3 --lr 4e-4 --warmup-steps 150 \
+	  --checkpoint-every 250 --epoch-length 400 --seed 0 --workers 1
 	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-demo
 
 test: $(STAMP)

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-steps", type=int, default=None)
     p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine")
     p.add_argument("--num-prompts", type=int, default=2, help="prompts per crop (1 positive + negatives)")
+    p.add_argument("--corrective-probability", type=float, default=0.5,
+                   help="share of steps with extra corrective-click rounds (default 0.5)")
     p.add_argument("--checkpoint-every", type=int, default=200)
     p.add_argument("--epoch-length", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps if args.warmup_steps is not None else min(100, args.steps // 10),
         schedule=args.schedule, num_prompts=args.num_prompts, checkpoint_every=args.checkpoint_every,
+        corrective_probability=args.corrective_probability,
         epoch_length=args.epoch_length, seed=args.seed, workers=args.workers, augment=not args.no_augment,
         data_root=args.data_root, cache_dir=args.cache_dir, text_bank=args.text_bank, init=args.init,
         shots=args.shots, sam_checkpoint=args.sam_checkpoint, clip_checkpoint=args.clip_checkpoint,

@@ -6,6 +6,8 @@ Two layouts are read:
   occur in the label image; ``label_names`` points to a JSON name map (e.g. TotalSegmentator's)
   whose values may be absent. ``exhaustive`` says absent names are truly absent (model-made label
   maps that label everything they see), which makes them safe "not present" examples.
+  An optional top-level ``prompt_structures`` list restricts which structures become positive prompts
+  (label names or vocabulary ids); everything else stays background, absent names still serve as negatives.
 * MSD ``dataset.json``: ``training: [{image, label}]``, ``labels: {value: name}``, ``modality``.
 Paths are relative to ``root`` (itself relative to the datalist file).
 """
@@ -38,6 +40,7 @@ class Datalist:
     name: str
     path: Path
     cases: list[Case]
+    prompt_structures: list[str] | None = None  # if set: only these (label names / concept ids) are asked for
 
     def split(self, name: str) -> list[Case]:
         return [c for c in self.cases if c.split == name]
@@ -122,4 +125,7 @@ def load_datalist(path: str | Path, root: str | Path | None = None) -> Datalist:
                           [str(r) for r in entry.get("regions", [])], bool(entry.get("exhaustive", False))))
     if not cases:
         raise DatasetError(f"{path}: the datalist has no cases")
-    return Datalist(str(data.get("name", path.stem)), path, cases)
+    focus = data.get("prompt_structures")
+    if focus is not None and (not isinstance(focus, list) or not all(isinstance(f, str) for f in focus)):
+        raise DatasetError(f"{path}: prompt_structures must be a list of structure names")
+    return Datalist(str(data.get("name", path.stem)), path, cases, focus)

@@ -20,7 +20,7 @@ from .case_cache import PreparedCase
 from .contrast_phase import simulate_contrast_phase
 from .crops import CropConfig, sample_crop
 from .prompt_simulation import PromptSample, simulate_prompts
-from .vocabulary_bridge import StructureText, absent_groups, negatives_pool, structures_of
+from .vocabulary_bridge import StructureText, absent_groups, allowed, negatives_pool, structures_of
 
 
 MUSCULOSKELETAL_WEIGHT = 1 / 3
@@ -43,7 +43,7 @@ class TrainingItem:
 class CropDataset(Dataset):
     def __init__(self, cases: list[PreparedCase], config: RefSAM3DConfig, epoch_length: int, seed: int = 0,
                  augment: bool = True, num_prompts: int = 2, crop: CropConfig | None = None,
-                 intensity: AugmentConfig | None = None) -> None:
+                 intensity: AugmentConfig | None = None, prompt_structures: list[str] | None = None) -> None:
         self.cases = [c for c in cases if c.names]
         if not self.cases:
             raise ValueError("no training case has a labelled structure")
@@ -57,18 +57,22 @@ class CropDataset(Dataset):
         self.intensity = IntensityAugmenter(self.intensity_cfg)
         self.texts = StructureText()
         self.structures = [structures_of(c.names, c.exhaustive) for c in self.cases]
+        if prompt_structures is not None:
+            self.structures = [{n: v for n, v in st.items() if allowed(n, prompt_structures)} for st in self.structures]
         self.pools = [negatives_pool(list(st), c.absent_names + absent_groups(c, st), c.regions)
                       for c, st in zip(self.cases, self.structures)]
         # within a case, structures are drawn by sqrt(volume), and bones and muscles (a third of the labels of a
         # TotalSegmentator map) at a third of that: organs, vessels and lesions are what people ask for most,
         # a single rib still comes up regularly
-        self.structure_weights = []
-        for c in self.cases:
-            values = np.asarray(sorted(c.names))
+        self.structure_weights, self.all_values = [], []
+        for c, st in zip(self.cases, self.structures):
+            every = np.asarray(sorted(c.names))
+            self.all_values.append((every, np.full(len(every), 1.0 / len(every))))
+            values = np.asarray(sorted({v for vals in st.values() for v in vals}), dtype=np.int64)
             counts = np.asarray([np.sqrt((c.label == v).sum()) * (MUSCULOSKELETAL_WEIGHT if is_musculoskeletal(
                 c.names[int(v)]) else 1.0) for v in values], dtype=np.float64)
-            self.structure_weights.append((values, counts / counts.sum()))
-        sizes = np.asarray([math.sqrt(len(c.names)) for c in self.cases])
+            self.structure_weights.append((values, counts / counts.sum() if len(values) else counts))
+        sizes = np.asarray([math.sqrt(max(1, len(st))) for st in self.structures])
         self.case_weights = sizes / sizes.sum()  # many-structure cases more often, every case regularly
 
     def __len__(self) -> int:
@@ -88,6 +92,8 @@ class CropDataset(Dataset):
         k = int(rng.choice(len(self.cases), p=self.case_weights))
         case = self.cases[k]
         values, weights = self.structure_weights[k]
+        if not len(values):
+            values, weights = self.all_values[k]
         value = int(values[int(rng.choice(len(values), p=weights))])
         crop = sample_crop(case, value, rng, self.crop, augment=self.augment)
         image, label = crop.image, crop.label
@@ -104,7 +110,7 @@ class CropDataset(Dataset):
                 label = label[0]
             image = self.intensity(image, rng)
         prompts = simulate_prompts(label, self.structures[k], crop.focus_value, case.modality, self.pools[k],
-                                   self.texts, rng, self.num_prompts)
+                                   self.texts, rng, self.num_prompts, max_positives=max(1, self.num_prompts - 1))
         return TrainingItem(image.float(), prompts, case.id)
 
 

@@ -18,7 +18,8 @@ from scipy import ndimage
 from .vocabulary_bridge import StructureText
 
 MIN_PRESENT_VOXELS = 20
-MODES = (("text", 0.45), ("text+points", 0.2), ("text+box", 0.1), ("points", 0.15), ("box", 0.1))
+# text alone is the hardest and the most used way to ask, so it gets the largest share
+MODES = (("text", 0.6), ("text+points", 0.15), ("text+box", 0.1), ("points", 0.1), ("box", 0.05))
 
 
 @dataclass
@@ -95,16 +96,21 @@ def simulate_prompts(label: torch.Tensor, structures: dict[str, tuple[int, ...]]
         else:
             chosen = [present[int(rng.integers(len(present)))]]
         others = [n for n in present if n not in chosen and len(structures[n]) == 1]
-        if others and max_positives > 1 and num_prompts > 2:
-            # a second structure in view, larger ones more often (they fill more of the crop)
+        while others and len(chosen) < min(max_positives, num_prompts - 1):
+            # more structures in view, larger ones more often (they fill more of the crop)
             weights = np.sqrt(np.asarray([voxels[n] for n in others], dtype=np.float64))
-            chosen.append(others[int(rng.choice(len(others), p=weights / weights.sum()))])
+            pick = others.pop(int(rng.choice(len(others), p=weights / weights.sum())))
+            chosen.append(pick)
         for name in chosen:
             samples.append(_positive(name, structures[name], lab, modality, texts, rng))
     absent = [n for n in negatives_pool if voxels.get(n, 0) == 0]
+    # hard negatives first: structures of this very scan that are outside the crop ("the right kidney is not
+    # in this window"); the rest (other body regions, names absent from the whole scan) are easier
+    hard = [n for n in absent if n in structures]
     empty = torch.zeros(label.shape, dtype=torch.bool)
     while len(samples) < num_prompts and absent:
-        name = absent[int(rng.integers(len(absent)))]
+        source = hard if hard and rng.random() < 0.6 else absent
+        name = source[int(rng.integers(len(source)))]
         samples.append(PromptSample(texts.phrase(name, modality, rng), empty, False, np.zeros((0, 3)),
                                     np.zeros(0, dtype=np.int64), name))
     return samples

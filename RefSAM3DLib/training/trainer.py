@@ -156,7 +156,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         train_cases = train_cases[: cfg.shots]
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "preprocessed"
     cases = [prepare_case(c, model.config.spacing_mm, model.config.mr_percentiles, cache_dir) for c in train_cases]
-    dataset = CropDataset(cases, model.config, cfg.epoch_length, cfg.seed, cfg.augment, cfg.num_prompts)
+    dataset = CropDataset(cases, model.config, cfg.epoch_length, cfg.seed, cfg.augment, cfg.num_prompts,
+                          prompt_structures=datalist.prompt_structures)
 
     bank = Path(cfg.text_bank) if cfg.text_bank else out / "text_bank.pt"
     if bank.is_file():

@@ -43,7 +43,7 @@ class StructureText:
     def phrase(self, raw_name: str, modality: str, rng: np.random.Generator) -> str:
         options = self.phrases(raw_name, modality)
         # the plain canonical name is what most users type: give it a fixed share
-        return options[0] if rng.random() < 0.3 else options[int(rng.integers(len(options)))]
+        return options[0] if rng.random() < 0.5 else options[int(rng.integers(len(options)))]
 
 
 def _parent_ids(concept_id: str) -> list[str]:
@@ -103,6 +103,13 @@ def absent_groups(case, structures: dict[str, tuple[int, ...]]) -> list[str]:
         if concept is not None:
             groups += [p for p in _parent_ids(concept.id) if p not in structures]
     return list(dict.fromkeys(groups))
+
+
+def allowed(name: str, wanted: list[str]) -> bool:
+    """Is a structure (raw label name or concept id) in a list of wanted names / concept ids?"""
+    concept = concept_of(name)
+    keys = {name} | ({concept.id, concept.name} if concept is not None else set())
+    return bool(keys & set(wanted))
 
 
 def same_concept(a: str, b: str) -> bool:
