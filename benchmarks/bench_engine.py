@@ -11,7 +11,6 @@ depend on the weights). Medians over --repeats runs after one warm-up.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from timing import environment, peak_gb, reset_peak, sync, write_json  # noqa: E402
+from timing import benchmark_parser, environment, peak_gb, reset_peak, sync, write_json  # noqa: E402
 
 from RefSAM3DLib.commands.demo import sample_ct_path  # noqa: E402
 from RefSAM3DLib.engine.predictor import RefSAM3DPredictor  # noqa: E402
@@ -64,12 +63,9 @@ def load_predictor(name: str, device: str) -> RefSAM3DPredictor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, repeats=5)
     parser.add_argument("--model", default="refsam3d-demo")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--real-size", action="store_true", help="use the 512x512x300 resampled CT")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json")
     args = parser.parse_args()
     device = torch.device(args.device)
     tmp = Path(tempfile.mkdtemp(prefix="refsam3d-bench-"))

@@ -7,7 +7,6 @@ Medians over --repeats runs after warm-up; bf16 autocast on CUDA, fp32 on the CP
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -15,7 +14,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
-from timing import environment, median_seconds, peak_gb, reset_peak, write_json  # noqa: E402
+from timing import benchmark_parser, environment, median_seconds, peak_gb, reset_peak, write_json  # noqa: E402
 
 from RefSAM3DLib.modeling.config import get_config  # noqa: E402
 from RefSAM3DLib.modeling.refsam3d import RefSAM3D  # noqa: E402
@@ -49,12 +48,9 @@ def fake_text(model: RefSAM3D, batch: int, device) -> TextFeatures:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, repeats=20)
     parser.add_argument("--config", default="vit_b")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--json")
     args = parser.parse_args()
     device = torch.device(args.device)
     cfg = get_config(args.config)

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -14,7 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_model import fake_text  # noqa: E402
-from timing import environment, median_seconds, peak_gb, reset_peak, write_json  # noqa: E402
+from timing import benchmark_parser, environment, median_seconds, peak_gb, reset_peak, write_json  # noqa: E402
 
 from RefSAM3DLib.modeling.config import get_config  # noqa: E402
 from RefSAM3DLib.modeling.refsam3d import RefSAM3D  # noqa: E402
@@ -22,13 +21,10 @@ from RefSAM3DLib.training.losses import mask_loss, presence_loss  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, repeats=10)
     parser.add_argument("--config", default="vit_b")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--prompts", type=int, default=2, help="prompts decoded per crop (training uses 2)")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--json")
     args = parser.parse_args()
     device = torch.device(args.device)
     cfg = get_config(args.config)

@@ -1,6 +1,7 @@
 """Shared benchmark helpers: device-synchronised median timing, peak memory, environment description."""
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -55,3 +56,12 @@ def write_json(path: str | None, payload: dict) -> None:
     if path:
         Path(path).write_text(json.dumps(payload, indent=2))
     print(json.dumps(payload, indent=2))
+
+
+def benchmark_parser(doc: str, repeats: int) -> argparse.ArgumentParser:
+    """The flags every benchmark shares: where to run, how many timed repeats, where to write the JSON."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    return parser
