@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/refsam3d demo --out demo_output --overwrite
 
-# Reproduces the bundled demo model (CPU: ~2.2 h on 2 cores; a 4000-step cosine schedule stopped at step 3000,
-# see RefSAM3DLib/zoo/cards/refsam3d-demo.md) and publishes it into the package.
+# Reproduces the bundled demo model (CPU: ~2.9 h on 2 cores, 4000 steps; see RefSAM3DLib/zoo/cards/refsam3d-demo.md)
+# and publishes it into the package.
 DEMO_RUN ?= runs/demo
 demo-model: $(STAMP)
 	$(VENV)/bin/refsam3d train --datalist datasets/shared_data.yaml --config demo --out $(DEMO_RUN) \
 	  --steps 4000 --batch-size 2 --num-prompts 4 --corrective-probability 0.3 --lr 4e-4 --warmup-steps 150 \
-	  --checkpoint-every 250 --epoch-length 400 --seed 0 --workers 1 --threads 2 --stop-at 3000
+	  --checkpoint-every 250 --epoch-length 400 --seed 0 --workers 1 --threads 2
 	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-demo
 
 test: $(STAMP)
