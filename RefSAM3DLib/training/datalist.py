@@ -6,6 +6,8 @@ Two layouts are read:
   occur in the label image; ``label_names`` points to a JSON name map (e.g. TotalSegmentator's)
   whose values may be absent. ``exhaustive`` says absent names are truly absent (model-made label
   maps that label everything they see), which makes them safe "not present" examples.
+  ``partial: true`` marks a partial label set: only the listed structures are known; any other structure
+  is unknown here: never a negative prompt, never background (e.g. meshes of a few bones of one CT).
   An optional top-level ``prompt_structures`` list restricts which structures become positive prompts
   (label names or vocabulary ids); everything else stays background, absent names still serve as negatives.
 * MSD ``dataset.json``: ``training: [{image, label}]``, ``labels: {value: name}``, ``modality``.
@@ -33,6 +35,7 @@ class Case:
     split: str = "train"
     regions: list[str] = field(default_factory=list)
     exhaustive: bool = False
+    partial: bool = False  # only the listed structures are known; anything else is unknown, not background
 
 
 @dataclass
@@ -122,7 +125,8 @@ def load_datalist(path: str | Path, root: str | Path | None = None) -> Datalist:
         if modality not in ("CT", "MR"):
             raise DatasetError(f"{where}: modality must be CT or MR, got {entry.get('modality')!r}")
         cases.append(Case(case_id, image, label, label_map, explicit, modality, str(entry.get("split", "train")),
-                          [str(r) for r in entry.get("regions", [])], bool(entry.get("exhaustive", False))))
+                          [str(r) for r in entry.get("regions", [])], bool(entry.get("exhaustive", False)),
+                          bool(entry.get("partial", False))))
     if not cases:
         raise DatasetError(f"{path}: the datalist has no cases")
     focus = data.get("prompt_structures")
