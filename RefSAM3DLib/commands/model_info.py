@@ -7,7 +7,7 @@ import argparse
 def add_parser(sub) -> None:
     p = sub.add_parser("model-info", help="print total / trainable parameters per component")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", help="a preset: vit_b, demo or tiny")
+    source.add_argument("--config", help="a preset: vit_b, lite, demo or tiny")
     source.add_argument("--checkpoint", help="a RefSAM3D checkpoint file or model name")
     p.set_defaults(func=run)
 
@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.config:
         from ..modeling.config import get_config
-        from ..modeling.refsam3d import RefSAM3D
+        from ..modeling.lite_refsam3d import create_model
 
         try:
             config = get_config(args.config)
@@ -25,9 +25,11 @@ def run(args: argparse.Namespace) -> int:
             from .arguments import UsageError
 
             raise UsageError(str(exc).strip("'\"")) from None
-        model = RefSAM3D(config)
-        print(f"config {config.name}: window {config.window_size} at {config.spacing_mm} mm, "
-              f"patch {config.patch_size}, token grid {config.token_grid}, text encoder {config.text_encoder}")
+        model = create_model(config)
+        backbone = ("frozen 2D TinyViT per slice + 3D adapters" if config.is_lite
+                    else f"3D ViT, patch {config.patch_size}")
+        print(f"config {config.name}: window {config.window_size} at {config.spacing_mm} mm, {backbone}, "
+              f"token grid {config.token_grid}, text encoder {config.text_encoder}")
     else:
         from ..modeling.checkpoint import load_refsam3d
         from ..zoo.resolve import resolve_model

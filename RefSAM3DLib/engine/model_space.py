@@ -13,7 +13,7 @@ import torch
 
 from ..io.geometry import VolumeGeometry
 from .reorientation import AxisReorientation
-from .resample import resample_block, resample_nearest, source_range
+from .resample import antialias, resample_block, resample_nearest, source_range
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,27 @@ class ModelSpace:
     model_shape: tuple[int, int, int]  # (D, H, W)
 
     @classmethod
-    def build(cls, geometry: VolumeGeometry, spacing_mm: tuple[float, float, float]) -> "ModelSpace":
+    def build(cls, geometry: VolumeGeometry, spacing_mm: tuple[float, float, float],
+              fit_in_plane: int | None = None) -> "ModelSpace":
+        """``fit_in_plane``: the largest in-plane size (voxels); the in-plane spacing grows (equally along H and W)
+        where the field of view would not fit, so that one model window sees the whole axial slice."""
         reo = AxisReorientation.to_ras(geometry.affine, geometry.shape)
         canonical_spacing = geometry.spacing[list(reo.perm)]  # (R, A, S)
         dhw_extent = np.asarray(reo.canonical_shape[::-1]) * canonical_spacing[::-1]
-        shape = np.maximum(1, np.round(dhw_extent / np.asarray(spacing_mm))).astype(int)
+        spacing = np.asarray(spacing_mm, dtype=np.float64)
+        if fit_in_plane:
+            in_plane = max(spacing[1], spacing[2], dhw_extent[1] / fit_in_plane, dhw_extent[2] / fit_in_plane)
+            spacing[1:] = in_plane
+        shape = np.maximum(1, np.round(dhw_extent / spacing)).astype(int)
+        if fit_in_plane:
+            shape[1:] = np.minimum(shape[1:], fit_in_plane)
         return cls(geometry, reo, tuple(int(s) for s in shape))
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """The model grid's voxel size (D, H, W) in mm."""
+        dhw = np.asarray(self.dhw_shape) * self.geometry.spacing[list(self.reorientation.perm)][::-1]
+        return tuple(float(v) for v in dhw / np.asarray(self.model_shape))  # type: ignore[return-value]
 
     @property
     def dhw_shape(self) -> tuple[int, int, int]:
@@ -49,8 +64,10 @@ class ModelSpace:
 
     # ------------------------------------------------------------------ images and masks in
     def to_model(self, volume: torch.Tensor) -> torch.Tensor:
-        """Original (..., I, J, K) float tensor -> model grid (..., D, H, W)."""
-        return resample_block(self._to_dhw(volume).contiguous(), self.model_shape)
+        """Original (..., I, J, K) float tensor -> model grid (..., D, H, W), low-passed first along every axis
+        that shrinks (see ``antialias``), so a thin-slice scan reaches the model with a coarse scan's noise."""
+        dhw = self._to_dhw(volume).contiguous()
+        return resample_block(antialias(dhw, self.model_shape), self.model_shape)
 
     def labels_to_model(self, labels: torch.Tensor) -> torch.Tensor:
         """Original (I, J, K) integer label map -> model grid (D, H, W), nearest neighbour."""

@@ -38,12 +38,13 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class RefSAM3DPredictor:
-    def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float = 0.5,
+    def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float | None = None,
                  batch_size: int | None = None, presence_threshold: float = 0.5, presence_gating: bool = True,
                  metadata: dict | None = None) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
-        self.overlap = overlap
+        # lite windows cover whole slices, so overlap only acts in depth, where a quarter suffices
+        self.overlap = overlap if overlap is not None else (0.25 if model.config.is_lite else 0.5)
         self.presence_threshold = presence_threshold
         self.presence_gating = presence_gating
         self.metadata = dict(metadata or {})

@@ -60,3 +60,37 @@ def resample_nearest(x: torch.Tensor, out_shape: tuple[int, int, int]) -> torch.
         index = (_source_coords(n_in, n_out, 0, n_out, x.device) + 0.5).floor().long().clamp(0, n_in - 1)
         x = x.index_select(lead + axis, index)
     return x
+
+
+def antialias(x: torch.Tensor, out_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Low-pass the last three axes of ``x`` before it is downsampled to ``out_shape``.
+
+    Linear interpolation alone keeps the high frequencies of a fine grid: white noise resampled from
+    0.7 x 0.7 x 1 mm to 3 mm kept several times the noise that averaging over each 3 mm voxel leaves,
+    so thin-slice scans reached the model noisier than any scan it trained on. A Gaussian with
+    sigma = (factor - 1) / 2 input voxels along each shrinking axis (scikit-image's rule for
+    anti-aliasing) removes what the coarse grid cannot represent; axes that are not shrunk are left alone.
+    """
+    lead = x.ndim - 3
+    dtype = x.dtype
+    y = x.float()
+    for axis in range(3):
+        n_in, n_out = y.shape[lead + axis], out_shape[axis]
+        factor = n_in / max(n_out, 1)
+        if factor <= 1.05:
+            continue
+        sigma = (factor - 1) / 2
+        radius = max(1, int(round(3 * sigma)))
+        taps = torch.arange(-radius, radius + 1, device=y.device, dtype=torch.float32)
+        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+        kernel = (kernel / kernel.sum()).reshape(1, 1, -1)
+        moved = y.movedim(lead + axis, -1)
+        shape = moved.shape
+        flat = moved.reshape(-1, 1, shape[-1])
+        pad = min(radius, shape[-1] - 1)
+        flat = torch.nn.functional.pad(flat, (pad, pad), mode="replicate" if pad > 0 else "constant")
+        if pad < radius:  # very short axis: pad the rest with the edge value too
+            flat = torch.nn.functional.pad(flat, (radius - pad, radius - pad), mode="replicate")
+        flat = torch.nn.functional.conv1d(flat, kernel)
+        y = flat.reshape(shape).movedim(-1, lead + axis)
+    return y.to(dtype)

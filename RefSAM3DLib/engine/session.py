@@ -18,11 +18,13 @@ import torch.nn.functional as F
 
 from ..io.segments import SegmentOutput
 from ..io.volume import Volume
+from .click_constraints import apply_click_constraints
 from .errors import Cancelled, PromptError
 from .intensity import detect_modality, normalize
 from .model_space import ModelSpace
 from .postprocess import PostProcessing
 from .prompts import Prompt
+from .slice_cache import SliceFeatureStore
 from .sliding_window import Start, contains, flat_top_weight, focus_window, gaussian_weight, grid_windows, window_slices
 
 
@@ -49,7 +51,8 @@ class Session:
         cfg = predictor.model.config
         self.config = cfg
         self.window = tuple(cfg.window_size)
-        self.space = ModelSpace.build(volume.geometry, cfg.spacing_mm)
+        self.space = ModelSpace.build(volume.geometry, cfg.spacing_mm,
+                                      cfg.window_size[1] if cfg.fit_in_plane else None)
         self.modality = (modality or volume.modality or detect_modality(volume.array)).upper()
         if self.modality == "MRI":
             self.modality = "MR"
@@ -57,6 +60,7 @@ class Session:
         self.encoded_windows = 0  # how many windows went through the image encoder (tests count this)
         self._cache: dict[Start, list[torch.Tensor]] = {}
         self.image = self._prepare_image()
+        self.slices = SliceFeatureStore(predictor.model, self.image) if cfg.is_lite else None
 
     # ------------------------------------------------------------------ model-space image
     def _prepare_image(self) -> torch.Tensor:
@@ -84,11 +88,16 @@ class Session:
 
     # ------------------------------------------------------------------ encoder (cached)
     def encode(self, starts: list[Start], progress=None, cancel=None, done: int = 0, total: int | None = None) -> None:
-        """Run the image encoder on the windows that are not cached yet."""
+        """Run the image encoder on the windows that are not cached yet (lite: slices first, each at most once)."""
         missing = [s for s in dict.fromkeys(starts) if s not in self._cache]
         total = total or len(missing)
+        if self.slices is not None and missing:
+            self._encode_slices(missing, progress, cancel)
 
         def run(model, batch):
+            if self.slices is not None:
+                maps = [self.slices.window(s[0], s[0] + self.window[0]) for s in batch]
+                return model.lift_slices([torch.cat([m[k] for m in maps]) for k in range(4)])
             x = torch.stack([self._window_image(s) for s in batch])[:, None]
             return model.encode_image(x)
 
@@ -99,6 +108,22 @@ class Session:
             done += len(batch)
             _report(progress, done, total, "encoding image windows")
 
+    def _encode_slices(self, starts: list[Start], progress, cancel) -> None:
+        """Lite model: the frozen 2D encoder on every slice the windows need that is not stored yet."""
+        needed = [z for s in starts for z in range(s[0], s[0] + self.window[0])]
+        todo = len([z for z in dict.fromkeys(needed) if not self.slices.done[z]])
+        count = [0]
+
+        def on_batch(n: int) -> None:
+            count[0] += n
+            _report(progress, count[0], todo, "encoding slices")
+            self._sync(cancel)
+
+        self._sync(cancel)
+        with torch.no_grad(), torch.autocast(self.predictor.device.type, dtype=torch.bfloat16,
+                                             enabled=self.predictor.amp):
+            self.slices.ensure(needed, on_batch)
+
     def _sync(self, cancel) -> None:
         """Between batches: honour cancel, and follow the model if it fell back to the CPU."""
         _check(cancel)
@@ -106,9 +131,13 @@ class Session:
         if self.image.device != device:
             self.image = self.image.to(device)
             self._cache = {k: [t.to(device) for t in v] for k, v in self._cache.items()}
+            if self.slices is not None:
+                self.slices.to(device)
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        if self.slices is not None:
+            self.slices = SliceFeatureStore(self.predictor.model, self.image)
 
     # ------------------------------------------------------------------ decoder
     def _decode(self, jobs: list[_Job], prompts: list[Prompt], consume, progress, cancel, done: int,
@@ -156,7 +185,28 @@ class Session:
                                   f"({self.volume.geometry.describe()}); click inside the image")
         coords = self.space.ras_to_model(pts) if len(pts) else np.zeros((0, 3))
         labels = np.asarray([1 if p else 0 for p in prompt.point_labels], dtype=np.int64)
+        if self.modality == "CT" and len(pts):
+            outside = self._outside_air()
+            cell = np.clip(np.round(coords).astype(int), 0, np.asarray(outside.shape) - 1)
+            air = (labels == 1) & outside[tuple(cell.T)]
+            if air.any():
+                bad = pts[air][0]
+                raise PromptError(f"the include click at ({bad[0]:.1f}, {bad[1]:.1f}, {bad[2]:.1f}) mm RAS is in the air "
+                                  f"outside the body; click inside the structure you want")
         return coords, labels
+
+    def _outside_air(self) -> np.ndarray:
+        """CT: air connected to the edge of the scan (outside the body; lungs and bowel gas are enclosed)."""
+        if getattr(self, "_outside", None) is None:
+            from scipy import ndimage
+
+            air = (self.image <= -0.999).cpu().numpy()  # below the CT window's lower bound (about -160 HU)
+            air = ndimage.binary_opening(air, iterations=1)
+            components, _ = ndimage.label(air)
+            # in-plane edges only: lungs may reach the first or last slice of a scan, never the side of it
+            edge = np.unique(np.concatenate([components[:, [0, -1]].ravel(), components[:, :, [0, -1]].ravel()]))
+            self._outside = np.isin(components, edge[edge > 0])
+        return self._outside
 
     def _model_box(self, prompt: Prompt) -> np.ndarray | None:
         corners = prompt.box_corners()
@@ -191,8 +241,7 @@ class Session:
         if float(window.max()) < 0.05:
             return None
         logits = torch.logit(window.clamp(1e-4, 1 - 1e-4))[None, None]
-        size = tuple(4 * g for g in self.config.token_grid)
-        return F.adaptive_avg_pool3d(logits, size)[0]
+        return F.adaptive_avg_pool3d(logits, self.config.mask_input_size)[0]
 
     # ------------------------------------------------------------------ the main entry point
     def segment(self, prompts: Prompt | list[Prompt], progress=None, cancel=None,
@@ -228,6 +277,10 @@ class Session:
             done += len(windows) * len(global_ids)
         if focus:
             self._click_pass(focus, prompts, clicks, boxes, previous, probability, progress, cancel, done, total)
+        for i, p in enumerate(prompts):
+            if len(clicks[i][0]):
+                probability[i] = apply_click_constraints(probability[i], clicks[i][0], clicks[i][1], bool(p.text),
+                                                         post.threshold)
         for i, box in enumerate(boxes):
             if box is not None:
                 keep = torch.zeros(self.grid_shape, dtype=torch.bool, device=self.predictor.device)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from .config import RefSAM3DConfig
+from .lite_refsam3d import create_model
 from .refsam3d import RefSAM3D
 from .sam_weights import CheckpointError
 
@@ -103,6 +104,6 @@ def _apply(model: RefSAM3D, data: dict[str, Any], path: str | Path) -> dict[str,
 def load_refsam3d(path: str | Path) -> tuple[RefSAM3D, dict[str, Any]]:
     """Rebuild a model from the config stored in a checkpoint and load its weights."""
     data = read_checkpoint(path)
-    model = RefSAM3D(RefSAM3DConfig.from_dict(data["config"]))
+    model = create_model(RefSAM3DConfig.from_dict(data["config"]))
     metadata = _apply(model, data, path)
     return model.eval(), metadata

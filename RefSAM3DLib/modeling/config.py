@@ -24,6 +24,14 @@ class RefSAM3DConfig:
     ct_window_hu: tuple[float, float] = (-1000.0, 1000.0)
     mr_percentiles: tuple[float, float] = (0.5, 99.5)
 
+    # ---- image encoder: "vit3d" = SAM ViT-B lifted to 3D with adapters inside its blocks (the paper);
+    # "tinyvit" = the frozen pretrained 2D TinyViT of LiteMedSAM/MobileSAM on every axial slice, lifted to 3D by
+    # adapters on its stage outputs (the ``lite`` model; the in-plane window then covers a whole slice)
+    backbone: str = "vit3d"
+    tinyvit_stem: str = "pointwise"  # "pointwise" (LiteMedSAM) or "strided" (MobileSAM)
+    lite_adapter_dims: tuple[int, ...] = (32, 48, 64, 64)
+    lite_fusion_heads: tuple[int, ...] = (4, 4, 4)
+
     # ---- 3D image encoder (SAM ViT-B layout)
     patch_size: int = 16
     embed_dim: int = 768
@@ -70,14 +78,36 @@ class RefSAM3DConfig:
 
     def __post_init__(self) -> None:
         for key in ("window_size", "spacing_mm", "ct_window_hu", "mr_percentiles", "global_attn_indexes",
-                    "stage_indexes", "decoder_channels"):
+                    "stage_indexes", "decoder_channels", "lite_adapter_dims", "lite_fusion_heads"):
             setattr(self, key, tuple(getattr(self, key)))
         self.validate()
 
     # ------------------------------------------------------------------ derived shapes
     @property
+    def is_lite(self) -> bool:
+        return self.backbone == "tinyvit"
+
+    @property
     def token_grid(self) -> tuple[int, int, int]:
+        if self.is_lite:  # every slice is a token plane; TinyViT's embedding is at 1/4 (1/16 for MobileSAM)
+            d, h, w = self.window_size
+            return (d, h // self.patch_size, w // self.patch_size)
         return tuple(s // self.patch_size for s in self.window_size)  # type: ignore[return-value]
+
+    @property
+    def mask_stride(self) -> tuple[int, int, int]:
+        """Per-axis stride of each of the prompt encoder's two mask-downscaling convolutions."""
+        return (1, 2, 2) if self.is_lite else (2, 2, 2)
+
+    @property
+    def mask_input_size(self) -> tuple[int, int, int]:
+        """Grid of the previous-mask (dense) prompt and of the decoder's low-resolution logits."""
+        return tuple(g * s * s for g, s in zip(self.token_grid, self.mask_stride))  # type: ignore[return-value]
+
+    @property
+    def fit_in_plane(self) -> bool:
+        """True: the in-plane spacing grows per volume so that one window covers the whole axial slice."""
+        return self.is_lite
 
     @property
     def num_upsampling_steps(self) -> int:
@@ -92,6 +122,11 @@ class RefSAM3DConfig:
         return 384 if self.text_encoder == "minilm" else self.text_embed_dim
 
     def validate(self) -> None:
+        if self.backbone not in ("vit3d", "tinyvit"):
+            raise ValueError(f"config {self.name}: backbone must be 'vit3d' or 'tinyvit', got {self.backbone!r}")
+        if self.is_lite:
+            self._validate_lite()
+            return
         p = self.patch_size
         if p < 2 or p & (p - 1):
             raise ValueError(f"config {self.name}: patch_size must be a power of two >= 2, got {p}")
@@ -106,6 +141,21 @@ class RefSAM3DConfig:
             raise ValueError(f"config {self.name}: embed_dim must be divisible by num_heads")
         if self.text_encoder not in ("clip", "minilm"):
             raise ValueError(f"config {self.name}: text_encoder must be 'clip' or 'minilm', got {self.text_encoder!r}")
+
+    def _validate_lite(self) -> None:
+        _, h, w = self.window_size
+        if self.tinyvit_stem not in ("pointwise", "strided"):
+            raise ValueError(f"config {self.name}: tinyvit_stem must be 'pointwise' or 'strided'")
+        if self.patch_size != (16 if self.tinyvit_stem == "strided" else 4):
+            raise ValueError(f"config {self.name}: a TinyViT with a {self.tinyvit_stem} stem has patch_size "
+                             f"{16 if self.tinyvit_stem == 'strided' else 4}")
+        if h != w or h % (4 * self.patch_size):
+            raise ValueError(f"config {self.name}: the in-plane window must be square and a multiple of "
+                             f"{4 * self.patch_size}, got {h}x{w}")
+        if self.neck_dim != 256 or self.text_encoder != "minilm":
+            raise ValueError(f"config {self.name}: the lite model has SAM's 256-channel embedding and MiniLM text")
+        if len(self.lite_adapter_dims) != 4 or len(self.lite_fusion_heads) != 3:
+            raise ValueError(f"config {self.name}: lite_adapter_dims needs 4 entries, lite_fusion_heads 3")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -154,7 +204,23 @@ def _tiny() -> RefSAM3DConfig:
         decoder_channels=(16, 8, 8), fuse_channels=8, notes="Unit-test model (random weights).")
 
 
-PRESETS = {"vit_b": _vit_b, "demo": _demo, "tiny": _tiny}
+def _lite() -> RefSAM3DConfig:
+    # LiteMedSAM's TinyViT (frozen) on every axial slice. 128 x 128 in-plane at >= 3 mm covers a whole abdominal
+    # slice (the spacing grows for wider fields of view); 16 slices of 3 mm per window (the decoder's cost is
+    # linear in the slices of a window, and 16 keeps a CPU training step at a few seconds). A soft-tissue window close
+    # to MedSAM's own CT preprocessing keeps the pretrained features in the range they were trained on.
+    return RefSAM3DConfig(
+        name="lite", backbone="tinyvit", tinyvit_stem="pointwise", window_size=(16, 128, 128),
+        spacing_mm=(3.0, 3.0, 3.0), ct_window_hu=(-160.0, 240.0), patch_size=4, neck_dim=256,
+        text_encoder="minilm", decoder_depth=2, decoder_heads=8, decoder_mlp_dim=2048,
+        freeze_backbone=True, notes="LiteMedSAM TinyViT (frozen, per slice) lifted to 3D; MiniLM text.")
+
+
+def _lite_tiny() -> RefSAM3DConfig:
+    return _lite().replace(name="lite_tiny", window_size=(4, 32, 32), notes="lite layout on tiny windows (tests).")
+
+
+PRESETS = {"vit_b": _vit_b, "demo": _demo, "tiny": _tiny, "lite": _lite, "lite_tiny": _lite_tiny}
 
 
 def get_config(name_or_config: "str | RefSAM3DConfig | dict") -> RefSAM3DConfig:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from torch import nn
 
 COMPONENTS = [
+    ("image encoder: frozen 2D TinyViT (per slice)", "slice_encoder."),
+    ("image encoder: 3D adapters (lift)", "lift."),
     ("image encoder: in-plane patch conv", "image_encoder.patch_embed.in_plane."),
     ("image encoder: depth patch conv", "image_encoder.patch_embed.depth."),
     ("image encoder: position tables", "image_encoder.pos."),

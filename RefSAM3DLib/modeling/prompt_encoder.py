@@ -4,7 +4,7 @@ Point-like prompts share one representation (SAM's): a 3D random-Fourier positio
 location plus a learned embedding of its kind. Kinds: 0 negative click, 1 positive click, 2 and 3 the
 two corners of a box, -1 padding (so prompts with different numbers of clicks batch together).
 The sentence vector becomes one more sparse token. The previous low-resolution mask (4x the token
-grid) is downscaled into a dense prompt for iterative correction, as in SAM.
+grid along each axis that ``mask_stride`` downscales) is downscaled into a dense prompt for iterative correction, as in SAM.
 
 Coordinates are voxel indices (d, h, w) of the model window, voxel centres at integer positions.
 """
@@ -46,8 +46,10 @@ class FourierPositionEncoding3D(nn.Module):
 
 
 class PromptEncoder3D(nn.Module):
-    def __init__(self, embed_dim: int, token_grid: tuple[int, int, int], window_size: tuple[int, int, int]) -> None:
+    def __init__(self, embed_dim: int, token_grid: tuple[int, int, int], window_size: tuple[int, int, int],
+                 mask_stride: tuple[int, int, int] = (2, 2, 2)) -> None:
         super().__init__()
+        self.mask_stride = tuple(mask_stride)
         self.embed_dim = embed_dim
         self.token_grid = token_grid
         self.window_size = window_size
@@ -57,13 +59,13 @@ class PromptEncoder3D(nn.Module):
         self.text_embed = nn.Embedding(1, embed_dim)  # marks the sentence token among the sparse tokens
         self.no_mask_embed = nn.Embedding(1, embed_dim)
         self.mask_downscaling = nn.Sequential(
-            nn.Conv3d(1, 4, kernel_size=2, stride=2), LayerNorm3d(4), nn.GELU(),
-            nn.Conv3d(4, 16, kernel_size=2, stride=2), LayerNorm3d(16), nn.GELU(),
+            nn.Conv3d(1, 4, kernel_size=mask_stride, stride=mask_stride), LayerNorm3d(4), nn.GELU(),
+            nn.Conv3d(4, 16, kernel_size=mask_stride, stride=mask_stride), LayerNorm3d(16), nn.GELU(),
             nn.Conv3d(16, embed_dim, kernel_size=1))
 
     @property
     def mask_input_size(self) -> tuple[int, int, int]:
-        return tuple(4 * g for g in self.token_grid)  # type: ignore[return-value]
+        return tuple(g * s * s for g, s in zip(self.token_grid, self.mask_stride))  # type: ignore[return-value]
 
     def dense_pe(self) -> torch.Tensor:
         """Positional encoding of the image tokens (1, C, d, h, w)."""

@@ -22,7 +22,7 @@ from ..io.readers import read_label_volume, read_volume
 from .datalist import Case
 from .errors import DatasetError
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: anti-aliased downsampling
 
 
 @dataclass
@@ -39,8 +39,11 @@ class PreparedCase:
     exhaustive: bool = False
 
 
-def _key(case: Case, spacing: tuple[float, float, float], percentiles: tuple[float, float]) -> str:
+def _key(case: Case, spacing: tuple[float, float, float], percentiles: tuple[float, float],
+         fit_in_plane: int | None = None) -> str:
     parts = [str(CACHE_VERSION), case.id, json.dumps(sorted(case.label_map.items())), str(spacing), str(percentiles)]
+    if fit_in_plane:
+        parts.append(f"fit{fit_in_plane}")
     for f in (case.image, case.label):
         st = f.stat()
         parts += [str(f.resolve()), str(st.st_size), str(int(st.st_mtime))]
@@ -69,8 +72,9 @@ def check_case(case: Case):
 
 
 def prepare_case(case: Case, spacing: tuple[float, float, float], percentiles: tuple[float, float],
-                 cache_dir: Path | None) -> PreparedCase:
-    key = _key(case, spacing, percentiles)
+                 cache_dir: Path | None, fit_in_plane: int | None = None) -> PreparedCase:
+    """``fit_in_plane``: as in ``ModelSpace.build`` (the lite model sees whole axial slices)."""
+    key = _key(case, spacing, percentiles, fit_in_plane)
     folder = Path(cache_dir) / f"{case.id}-{key}" if cache_dir else None
     if folder is not None and (folder / "meta.json").is_file():
         meta = json.loads((folder / "meta.json").read_text())
@@ -79,7 +83,7 @@ def prepare_case(case: Case, spacing: tuple[float, float, float], percentiles: t
                             tuple(meta["intensity_range"]), meta["absent_names"], meta["regions"], tuple(spacing),
                             meta["exhaustive"])
     image, label = check_case(case)
-    space = ModelSpace.build(image.geometry, spacing)
+    space = ModelSpace.build(image.geometry, spacing, fit_in_plane)
     raw = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32))
     model_image = space.to_model(raw).numpy().astype(np.float32)
     model_label = space.labels_to_model(torch.from_numpy(np.ascontiguousarray(label.array.astype(np.int16))))

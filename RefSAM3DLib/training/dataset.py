@@ -38,6 +38,7 @@ class TrainingItem:
     image: torch.Tensor  # (1, D, H, W) normalised
     prompts: list[PromptSample]
     case_id: str
+    slice_maps: list[torch.Tensor] | None = None  # lite model: cached per-slice encoder maps [(D, C, h, w) x 4]
 
 
 class CropDataset(Dataset):

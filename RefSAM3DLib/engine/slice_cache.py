@@ -1,0 +1,53 @@
+"""Per-slice encoder features of one session's volume, computed on demand and kept (the lite model).
+
+The lite model's 2D encoder is the expensive, frozen part; its output for an axial slice does not
+depend on the prompt or on the window the slice falls in. So each slice is encoded at most once per
+session: a text prompt over the volume encodes every slice, a first click encodes only the slices of
+its window, and overlapping windows share their slices. Maps are stored in float16 on the session's
+device (about 2.5 MB per 128 x 128 slice).
+"""
+from __future__ import annotations
+
+import torch
+
+
+class SliceFeatureStore:
+    def __init__(self, model, image: torch.Tensor, batch: int = 8) -> None:
+        self.model = model
+        self.image = image  # (D, H, W) normalised, padded model grid
+        self.batch = batch
+        self.maps: list[torch.Tensor] | None = None
+        self.done = torch.zeros(image.shape[0], dtype=torch.bool)
+        self.encoded_slices = 0
+
+    def missing(self, z0: int, z1: int) -> list[int]:
+        return [z for z in range(z0, z1) if not self.done[z]]
+
+    def ensure(self, slices: list[int], on_batch=None) -> None:
+        """Encode the listed slices that are not stored yet; ``on_batch(n)`` after each batch (may raise Cancelled)."""
+        todo = [z for z in dict.fromkeys(slices) if not self.done[z]]
+        for i in range(0, len(todo), self.batch):
+            part = todo[i:i + self.batch]
+            index = torch.tensor(part, device=self.image.device)
+            out = self.model.encode_slices(self.image.index_select(0, index)[:, None].float())
+            if self.maps is None:
+                depth = self.image.shape[0]
+                self.maps = [torch.zeros((depth,) + tuple(m.shape[1:]), dtype=torch.float16, device=m.device)
+                             for m in out]
+            for store, m in zip(self.maps, out):
+                store[index.to(store.device)] = m.to(torch.float16)
+            self.done[part] = True
+            self.encoded_slices += len(part)
+            if on_batch is not None:
+                on_batch(len(part))
+
+    def window(self, z0: int, z1: int) -> list[torch.Tensor]:
+        """Stored maps of slices [z0, z1) as a batch of one window [(1, D, C, h, w) x 4]."""
+        if self.maps is None or not bool(self.done[z0:z1].all()):
+            raise RuntimeError(f"slices {z0}..{z1 - 1} are not encoded yet")
+        return [m[z0:z1][None] for m in self.maps]
+
+    def to(self, device) -> None:
+        self.image = self.image.to(device)
+        if self.maps is not None:
+            self.maps = [m.to(device) for m in self.maps]
