@@ -105,18 +105,3 @@ def test_icon_is_a_128_pixel_png():
     PIL = pytest.importorskip("PIL.Image")
     with PIL.open(MODULE / "Resources" / "Icons" / "RefSAM3DSlicer.png") as image:
         assert image.format == "PNG" and image.size == (128, 128)
-
-
-def test_requirements_mirror_the_backend_dependencies():
-    import tomllib
-    from packaging.requirements import Requirement
-
-    def names(lines):
-        return {Requirement(line).name.lower().replace("_", "-") for line in lines}
-
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    backend = names(pyproject["project"]["dependencies"])
-    lines = [line.split("#")[0].strip() for line in (MODULE / "Resources" / "requirements.txt").read_text().splitlines()]
-    shipped = names([line for line in lines if line])
-    assert shipped <= backend, f"not a backend dependency: {shipped - backend}"
-    assert backend - shipped <= {"tensorboard"}, f"missing from requirements.txt: {backend - shipped - {'tensorboard'}}"
