@@ -90,3 +90,13 @@ def set_points(points_node, points: list[tuple[float, float, float]]) -> None:
     points_node.RemoveAllControlPoints()
     for point in points:
         points_node.AddControlPointWorld(*[float(c) for c in point])
+
+
+def set_box(roi_node, corners) -> None:
+    """Make ``roi_node`` show the axis-aligned box between two RAS corners (None: no box)."""
+    if corners is None:
+        roi_node.RemoveAllControlPoints()
+        return
+    low, high = (tuple(float(c) for c in corner) for corner in corners)
+    roi_node.SetCenter([(lo + hi) / 2 for lo, hi in zip(low, high)])
+    roi_node.SetSize([abs(hi - lo) for lo, hi in zip(low, high)])

@@ -33,7 +33,7 @@ def test_every_loaded_volume_gets_its_own_segmentation_and_failures_are_skipped(
     names = sorted(s.GetName() for s in segmentations(scene))
     assert names == ["CT one RefSAM3D", "CT two RefSAM3D"]
     for _, segmentation, result in outcome.done:
-        assert segmentation.GetSegmentation().GetNumberOfSegments() == 1
+        assert segmentation.GetSegmentation().GetNumberOfSegments() == 1 and result.added_segment_ids
     assert "2 segmented" in outcome.message and "1 failed" in outcome.message
     assert first.GetScene() is scene and second.GetScene() is scene and empty.GetScene() is scene
 

@@ -20,7 +20,7 @@ def test_nifti_and_seg_nrrd_round_trip_and_never_overwrite(make_volume, make_seg
     import nibabel as nib
     import slicerio
     from RefSAM3DSlicerLib.errors import InputError
-    from RefSAM3DSlicerLib.export import export_segmentation, existing_outputs, output_path
+    from RefSAM3DSlicerLib.export import existing_outputs, export_segmentation, output_path
     from RefSAM3DSlicerLib.mrml_adapter import world_ijk_to_ras
 
     volume = make_volume("oblique")
