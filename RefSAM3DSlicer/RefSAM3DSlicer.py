@@ -598,15 +598,17 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_segment_undo_and_not_found()
+        self.setUp()
+        self.test_interactive_loop()
 
-    def test_segment_undo_and_not_found(self):
-        self.delayDisplay("RefSAM3D: segment, undo, not found")
+    def _tinyModelLogic(self):
+        """(logic, volume, settings) on a tiny random-weight model, or None when PyTorch is not installed."""
         if dependencies.missing_requirements(["torch", "numpy", "scipy", "nibabel"]):
             self.delayDisplay("Skipped: PyTorch/backend dependencies are not installed (use 'Install dependencies').")
-            return
+            return None
         import numpy as np
         import torch
-        from RefSAM3DSlicerLib.mrml_adapter import segment_tag, volume_from_node
+        from RefSAM3DSlicerLib.mrml_adapter import volume_from_node
 
         from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
         from RefSAM3DLib.engine.prompts import Prompt
@@ -618,13 +620,24 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
         volume = slicer.util.addVolumeFromArray(
             (np.random.default_rng(0).normal(40, 15, (14, 18, 22))).astype(np.int16), np.diag([-2.0, -2.5, 3.0, 1.0]),
             "RefSAM3D test CT")
-        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         # random weights squeeze all probabilities into a narrow band: pick a threshold that gives a partial mask
         probe, = predictor.open(volume_from_node(volume)).segment(Prompt(text="left kidney"), return_probability=True,
                                                                   presence_threshold=0.0)
         settings = RefSAM3DSettings(model="tiny-test", device="cpu", presence_threshold=0.0,
                                     threshold=float(np.quantile(probe.probability, 0.6)))
         logic = RefSAM3DSlicerLogic(worker=ModelWorker(lambda model, device: predictor), settings=settings)
+        return logic, volume, settings
+
+    def test_segment_undo_and_not_found(self):
+        self.delayDisplay("RefSAM3D: segment, undo, not found")
+        made = self._tinyModelLogic()
+        if made is None:
+            return
+        import numpy as np
+        from RefSAM3DSlicerLib.mrml_adapter import segment_tag
+
+        logic, volume, settings = made
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         try:
             outcome = logic.segment(volume, segmentation, text="left kidney", pump_events=slicer.app.processEvents)
             self.assertEqual(len(outcome.added_segment_ids), 1)
@@ -646,3 +659,46 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
             logic.shutdown()
         self.delayDisplay("Test passed")
 
+    def test_interactive_loop(self):
+        """Text, then clicks that refine the same segment (on the worker thread), undo per step, editor edit kept."""
+        self.delayDisplay("RefSAM3D: interactive loop")
+        made = self._tinyModelLogic()
+        if made is None:
+            return
+        import numpy as np
+        from RefSAM3DSlicerLib.mrml_adapter import world_ijk_to_ras
+
+        logic, volume, _settings = made
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        loop = InteractiveLoop(logic)
+
+        def ras(ijk):
+            return (world_ijk_to_ras(volume) @ np.array([*ijk, 1.0]))[:3]
+
+        def voxels(segment_id):
+            return slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segment_id, volume).copy()
+
+        try:
+            loop.start_text(volume, segmentation, "left kidney")
+            loop.wait(pump_events=slicer.app.processEvents)
+            self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 1)
+            segment_id = loop.current.segment_id
+            states = [voxels(segment_id)]
+            for ijk, positive in (((14, 11, 8), True), ((3, 4, 2), False)):
+                loop.add_click(volume, segmentation, ras(ijk), positive)
+                loop.wait(pump_events=slicer.app.processEvents)
+                self.assertFalse(loop.reports[-1].error, loop.reports[-1].message)
+                self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 1)
+                self.assertEqual(loop.current.segment_id, segment_id)
+                states.append(voxels(segment_id))
+            loop.undo(slicer.mrmlScene)
+            np.testing.assert_array_equal(voxels(segment_id), states[1])
+            self.assertEqual(len(loop.current.clicks), 1)
+            edited = voxels(segment_id)
+            edited[0:2, 0:2, 0:2] = 1  # what a Segment Editor paint stroke does
+            slicer.util.updateSegmentBinaryLabelmapFromArray(edited, segmentation, segment_id, volume)
+            self.assertTrue(loop.undo(slicer.mrmlScene).startswith("Not undone"))
+            np.testing.assert_array_equal(voxels(segment_id), edited)
+        finally:
+            logic.shutdown()
+        self.delayDisplay("Test passed")
