@@ -2,8 +2,10 @@
 """Pure-Python core of the RefSAM3D Slicer module: everything testable without Qt (runs on slicer-core).
 
 RefSAM3DSlicer.py keeps only the Qt widget and thin Slicer classes; the work happens here:
-``logic`` (prompts in, segments out), ``pending`` (a running prompt and its outcome), ``mrml_adapter`` (nodes <-> backend values), ``prompts_from_markups``,
-``worker`` (the model's persistent thread), ``undo``, ``settings``, ``choices`` and ``dependencies``.
+``logic`` (prompts in, segments out), ``interaction`` (the click loop: per-object state, queued clicks, undo),
+``pending`` (a running prompt and its outcome), ``mrml_adapter`` (nodes <-> backend values), ``prompts_from_markups``,
+``worker`` (the model's persistent thread), ``undo`` + ``segment_fingerprint`` (undo that never overwrites a later
+edit), ``export``, ``batch``, ``parameter_node``, ``settings``, ``shortcuts``, ``choices`` and ``dependencies``.
 """
 from .errors import InputError
 from .logic import RefSAM3DLogic, split_prompt_text
