@@ -253,7 +253,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.largestComponentCheckBox.checked = settings.largest_component
         self.ui.fillHolesCheckBox.checked = settings.fill_holes
         self.ui.minimumSizeSpinBox.value = settings.min_size_ml
-        self.ui.clearPointsCheckBox.checked = settings.clear_points_after_segment
 
     def _settingsFromPanel(self):
         return replace(self.logic.settings, model=self.ui.modelComboBox.currentText.strip(),
@@ -263,7 +262,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                        largest_component=bool(self.ui.largestComponentCheckBox.checked),
                        fill_holes=bool(self.ui.fillHolesCheckBox.checked),
                        min_size_ml=float(self.ui.minimumSizeSpinBox.value),
-                       clear_points_after_segment=bool(self.ui.clearPointsCheckBox.checked),
                        shortcuts=parse_shortcuts(self.ui.shortcutsLineEdit.text))
 
     def onShortcutsEdited(self):
