@@ -162,12 +162,22 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             shortcut = qt.QShortcut(qt.QKeySequence(key), self.parent)
             shortcut.setContext(qt.Qt.WidgetWithChildrenShortcut)
             shortcut.connect("activated()", callback)
+            shortcut.connect("activatedAmbiguously()", callback)  # e.g. an enabled application-wide Ctrl+Z
 
-    def _bindShortcuts(self):
-        """The configurable single keys, on the main window (a focused text box still receives its letters)."""
+    def _unbindShortcuts(self):
         for shortcut in self._shortcuts:
+            shortcut.setEnabled(False)
             shortcut.setParent(None)
         self._shortcuts = []
+
+    def _bindShortcuts(self):
+        """The configurable single keys, on the main window while this module is shown (like the Segment
+        Editor's keys); a focused text box still receives its letters."""
+        self._unbindShortcuts()
+        self.ui.shortcutsLineEdit.text = format_shortcuts(self.logic.settings.shortcuts)
+        self.ui.shortcutsLineEdit.toolTip = describe_shortcuts(self.logic.settings.shortcuts)
+        if not self.parent.isEntered:
+            return
         actions = {"include": lambda: self._startPlacing("IncludePoints"),
                    "exclude": lambda: self._startPlacing("ExcludePoints"),
                    "box": lambda: self._startPlacing("BoxROI"), "undo": self.onUndo, "new_object": self.onNewObject}
@@ -176,16 +186,17 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             shortcut = qt.QShortcut(qt.QKeySequence(key), window)
             shortcut.connect("activated()", actions[action])
             self._shortcuts.append(shortcut)
-        self.ui.shortcutsLineEdit.text = format_shortcuts(self.logic.settings.shortcuts)
-        self.ui.shortcutsLineEdit.toolTip = describe_shortcuts(self.logic.settings.shortcuts)
 
     def enter(self):
         self._ensurePromptNodes()
+        self._bindShortcuts()
+
+    def exit(self):
+        self._unbindShortcuts()
 
     def cleanup(self):
         self.removeObservers()
-        for shortcut in self._shortcuts:
-            shortcut.setParent(None)
+        self._unbindShortcuts()
         if self._pollTimer is not None:
             self._pollTimer.stop()
         if self._pip is not None:

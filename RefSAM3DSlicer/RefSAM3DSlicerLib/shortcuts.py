@@ -1,7 +1,8 @@
 """Keyboard shortcuts of the interactive loop, as user-configurable settings.
 
-Single keys work like SlicerNNInteractive's: they act in the slice views and anywhere in the main window,
-but never while a text box has the focus (Qt gives typed letters to the text box first). Undo also has
+Single keys work like SlicerNNInteractive's and the Segment Editor's: bound to the main window while the
+module is shown, they act in the slice views, but never while a text box has the focus (Qt gives typed
+letters to the text box first). Undo also has
 Ctrl+Z, active only while the RefSAM3D panel has the focus, so Slicer's other Ctrl+Z users are untouched.
 """
 from __future__ import annotations
