@@ -241,3 +241,24 @@ def test_errors_are_reported_and_the_loop_goes_on(make_logic, make_volume, make_
     loop.new_object()
     loop.add_click(volume, segmentation, ras_of(volume, CENTRE))
     assert not loop.reports[-1].error and len(segment_ids(segmentation)) == 1
+
+
+def test_refining_never_takes_voxels_from_other_segments_in_a_shared_layer(make_logic, make_volume,
+                                                                           make_segmentation, scene):
+    import slicer
+
+    volume = make_volume("ras")
+    segmentation = make_segmentation(volume)
+    loop, _ = make_loop(make_logic())
+    loop.start_text(volume, segmentation, "liver")
+    first = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, loop.current.segment_id, volume).copy()
+    mine = segmentation.GetSegmentation().AddEmptySegment("", "mine", [0.1, 0.9, 0.1])
+    slicer.util.updateSegmentBinaryLabelmapFromArray((first == 0).astype(np.uint8), segmentation, mine, volume)
+    segmentation.GetSegmentation().CollapseBinaryLabelmaps(False)  # the Segment Editor shares one layer
+    assert segmentation.GetSegmentation().GetNumberOfLayers() == 1
+    before = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, mine, volume).copy()
+    for ijk in (FAR, (18, 15, 11), CENTRE):  # include clicks all around: the segment grows into "mine"
+        loop.add_click(volume, segmentation, ras_of(volume, ijk))
+    grown = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, loop.current.segment_id, volume)
+    assert (grown & ~first).any(), "the clicks should have grown the segment"
+    np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, mine, volume), before)
