@@ -144,7 +144,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.browseModelButton.connect("clicked(bool)", self.onBrowseModel)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependencies)
         self.ui.unloadModelButton.connect("clicked(bool)", self.onUnloadModel)
-        self.ui.shortcutsLineEdit.connect("editingFinished()", self.onShortcutsEdited)
+        self.ui.shortcutsLineEdit.connect("editingFinished()", self.onPreferencesEdited)
+        self.ui.supersedeCheckBox.connect("toggled(bool)", self.onPreferencesEdited)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onNodeSelectionChanged)
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onNodeSelectionChanged)
         self._panelShortcut(("Ctrl+Return", "Ctrl+Enter"), self.onSegment)
@@ -264,6 +265,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.largestComponentCheckBox.checked = settings.largest_component
         self.ui.fillHolesCheckBox.checked = settings.fill_holes
         self.ui.minimumSizeSpinBox.value = settings.min_size_ml
+        self.ui.supersedeCheckBox.checked = settings.supersede_clicks
 
     def _settingsFromPanel(self):
         return replace(self.logic.settings, model=self.ui.modelComboBox.currentText.strip(),
@@ -273,9 +275,11 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                        largest_component=bool(self.ui.largestComponentCheckBox.checked),
                        fill_holes=bool(self.ui.fillHolesCheckBox.checked),
                        min_size_ml=float(self.ui.minimumSizeSpinBox.value),
+                       supersede_clicks=bool(self.ui.supersedeCheckBox.checked),
                        shortcuts=parse_shortcuts(self.ui.shortcutsLineEdit.text))
 
-    def onShortcutsEdited(self):
+    def onPreferencesEdited(self, *_args):
+        """Shortcuts and click behaviour apply at once (other settings with the next Segment press)."""
         self.logic.apply_settings(self._settingsFromPanel())
         self._bindShortcuts()
 
@@ -292,6 +296,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _run(self, action):
         """Call into the Lib; user errors become the status line, anything else is logged as the bug it is."""
+        self.loop.supersede = self.logic.settings.supersede_clicks
         try:
             action()
         except USER_ERRORS as error:

@@ -5,7 +5,9 @@ clicks and box, and the segment they produce. Each interaction starts one step o
 all of the object's clicks and the segment's last result fed back (``Prompt(previous=...)``), so the
 cached session makes a click cost only the windows around it. Nothing blocks: an interaction arriving
 while a step runs is queued, and when the step ends every queued click is merged into the next step, so
-no click is lost and a burst of clicks costs one step. "New object" closes the current object; clicks
+no click is lost and a burst of clicks costs one step. With ``supersede=True`` a new click or box on the
+object being refined instead cancels the running refinement (it writes nothing) and the next step runs with
+all clicks, the cancelled step's included -- the newest state is reached sooner when steps are slow. "New object" closes the current object; clicks
 without text start a click-only object. Undo takes back the newest queued interaction, else the newest
 step (its segment voxels via the Logic's undo, and the clicks of that step from the object).
 
@@ -88,13 +90,14 @@ class StepReport:
 
 
 class InteractiveLoop:
-    def __init__(self, logic, status_callback=None, step_callback=None) -> None:
+    def __init__(self, logic, status_callback=None, step_callback=None, supersede: bool = False) -> None:
         self.logic = logic
+        self.supersede = supersede
         self.status_callback = status_callback  # (text) -> None
         self.step_callback = step_callback  # (StepReport) -> None, after every finished step
         self.current: LoopObject | None = None
         self._queue: list[_Interaction] = []
-        self._running: tuple | None = None  # (PendingSegmentation, LoopObject, state before, start time)
+        self._running: list | None = None  # [PendingSegmentation, LoopObject, state before, start time, superseded]
         self._history: list[_HistoryEntry] = []
         self.reports: list[StepReport] = []
 
@@ -174,14 +177,24 @@ class InteractiveLoop:
         self._queue.append(interaction)
         if self._running is None:
             self.poll()  # start at once when idle (a synchronous worker even finishes here)
+        elif self.supersede and interaction.kind in ("click", "box") and self._supersedable(interaction):
+            self._running[4] = True
+            self.logic.cancel()
 
-    def _object_for(self, interaction: _Interaction) -> LoopObject:
+    def _supersedable(self, interaction: _Interaction) -> bool:
+        """Only a refinement of the same object is cancelled for a newer click; a text step always finishes."""
+        pending, obj, before = self._running[:3]
+        return pending.replace_segment_id is not None and self._object_for(interaction, create=False) is obj
+
+    def _object_for(self, interaction: _Interaction, create: bool = True) -> LoopObject | None:
         """The object a click/box belongs to: the current one on the same volume, else a new click-only one."""
         current = self.current
         segmentation = interaction.segmentation_node
         if current is not None and current.volume_node is interaction.volume_node and (
                 segmentation is None or current.segmentation_node in (None, segmentation)):
             return current
+        if not create:
+            return None
         self.current = LoopObject(interaction.volume_node, segmentation)
         return self.current
 
@@ -233,10 +246,10 @@ class InteractiveLoop:
         except Exception as error:  # noqa: BLE001 - reported like a failed step, the loop keeps going
             self._report(obj, None, 0.0, str(error), error=True, exception=error)
             return
-        self._running = (pending, obj, before, time.perf_counter())
+        self._running = [pending, obj, before, time.perf_counter(), False]  # last: superseded
 
     def _finish_running(self) -> None:
-        pending, obj, before, started = self._running
+        pending, obj, before, started, superseded = self._running
         self._running = None
         try:
             outcome = self.logic.finish_segmentation(pending)
@@ -252,7 +265,9 @@ class InteractiveLoop:
         if not outcome.cancelled and outcome.segment_ids and newest is not None:
             self._history.append(_HistoryEntry(newest, obj, before))
             del self._history[:-max(1, len(self.logic.undo_stack))]
-        if outcome.cancelled:
+        if outcome.cancelled and superseded:
+            message = "Superseded by a newer click; refining with all clicks."
+        elif outcome.cancelled:
             message = "Cancelled; nothing was changed (the clicks are kept for the next step)."
         elif outcome.replaced_segment_id:
             message = f"Refined '{obj.name}' ({self._describe(obj)}) in {seconds:.2f} s."

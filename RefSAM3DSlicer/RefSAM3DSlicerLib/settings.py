@@ -33,6 +33,7 @@ class RefSAM3DSettings:
     min_size_ml: float = 0.0
     clear_points_after_segment: bool = True  # unused since the click loop (a new text always starts without clicks)
     undo_depth: int = 10
+    supersede_clicks: bool = False  # a new click cancels a running refinement instead of queueing behind it
     recent_prompts: list[str] = field(default_factory=list)
     shortcuts: dict[str, str] = field(default_factory=default_shortcuts)  # action -> key (shortcuts.py)
 

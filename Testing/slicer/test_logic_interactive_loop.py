@@ -262,3 +262,34 @@ def test_refining_never_takes_voxels_from_other_segments_in_a_shared_layer(make_
     grown = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, loop.current.segment_id, volume)
     assert (grown & ~first).any(), "the clicks should have grown the segment"
     np.testing.assert_array_equal(slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, mine, volume), before)
+
+
+def test_supersede_cancels_the_running_refinement_and_keeps_its_clicks(make_logic, make_volume, make_segmentation):
+    from RefSAM3DSlicerLib.interaction import InteractiveLoop
+
+    volume = make_volume("ras")
+    segmentation = make_segmentation(volume)
+    logic = make_logic(synchronous=False)
+    loop = InteractiveLoop(logic, supersede=True)
+    loop.start_text(volume, segmentation, "liver")
+    loop.wait()
+    gate = threading.Event()
+    logic.worker.submit(gate.wait, 30)
+    loop.add_click(volume, segmentation, ras_of(volume, NEAR))  # starts, waits behind the gate
+    loop.add_click(volume, segmentation, ras_of(volume, FAR), positive=False)  # supersedes it
+    gate.set()
+    loop.wait()
+    messages = [r.message for r in loop.reports]
+    assert messages[1].startswith("Superseded by a newer click")
+    assert "1 include, 1 exclude" in messages[2]
+    assert len(segment_ids(segmentation)) == 1 and len(logic.undo_stack) == 2, "text step + one merged refinement"
+
+    # a text step is never superseded: its clicks wait for it
+    gate.clear()
+    logic.worker.submit(gate.wait, 30)
+    loop.start_text(volume, segmentation, "spleen")
+    loop.add_click(volume, segmentation, ras_of(volume, CENTRE))
+    gate.set()
+    loop.wait()
+    assert not any(r.outcome is not None and r.outcome.cancelled for r in loop.reports[3:])
+    assert len(segment_ids(segmentation)) == 2
