@@ -401,7 +401,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
         editor.setSegmentationNode(segmentation)
         if volume is not None:
-            (editor.setSourceVolumeNode if hasattr(editor, "setSourceVolumeNode") else editor.setMasterVolumeNode)(volume)
+            setSource = getattr(editor, "setSourceVolumeNode", None) or editor.setMasterVolumeNode  # Slicer < 5.4
+            setSource(volume)
         if selected:
             editor.setCurrentSegmentID(selected[0])
 
@@ -428,7 +429,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         resolver = database.fileForInstance if database is not None else None
 
         def export():
-            result = export_segmentation(path, segmentation, volume, fmt, overwrite=overwrite, file_for_instance=resolver)
+            result = export_segmentation(path, segmentation, volume, fmt, overwrite=overwrite,
+                                         file_for_instance=resolver)
             skipped = f" (empty, not stored: {', '.join(result.skipped_segments)})" if result.skipped_segments else ""
             self._setStatus(_("Exported to ") + ", ".join(str(p) for p in result.paths) + skipped)
 
@@ -458,7 +460,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateButtons()
 
     def onPoll(self):
-        """Main thread, every POLL_MILLISECONDS: drive the loop, the batch and a pip install; MRML writes happen here."""
+        """Main thread, every POLL_MILLISECONDS: drive the loop, the batch, a pip install; MRML writes happen here."""
         busy = False
         try:
             busy |= self.loop.poll()
@@ -467,7 +469,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.loop.busy:
             fraction, message = self.loop.progress
             self.ui.progressBar.setValue(round(100 * fraction))
-            self.ui.progressBar.setFormat(f"{message} %p%" + (f" (+{self.loop.queued} queued)" if self.loop.queued else ""))
+            queued = f" (+{self.loop.queued} queued)" if self.loop.queued else ""
+            self.ui.progressBar.setFormat(f"{message} %p%{queued}")
         if self._batch is not None:
             busy |= self._pollBatch()
         if self._pip is not None:

@@ -7,8 +7,8 @@ cached session makes a click cost only the windows around it. Nothing blocks: an
 while a step runs is queued, and when the step ends every queued click is merged into the next step, so
 no click is lost and a burst of clicks costs one step. With ``supersede=True`` a new click or box on the
 object being refined instead cancels the running refinement (it writes nothing) and the next step runs with
-all clicks, the cancelled step's included -- the newest state is reached sooner when steps are slow. "New object" closes the current object; clicks
-without text start a click-only object. Undo takes back the newest queued interaction, else the newest
+all clicks, the cancelled step's included -- the newest state is reached sooner when steps are slow.
+"New object" closes the current object; clicks without text start a click-only object. Undo takes back the newest queued interaction, else the newest
 step (its segment voxels via the Logic's undo, and the clicks of that step from the object).
 
 The Widget only forwards events (``add_click`` from a placed markup, ``start_text`` from the prompt box)

@@ -1,4 +1,5 @@
-"""The module's in-app self-test (segment/undo and the interactive loop), run headless: Qt and Slicer's scripted-module base classes are stubbed,
+"""The module's in-app self-test (segment/undo and the interactive loop), run headless: Qt and Slicer's
+scripted-module base classes are stubbed,
 MRML, the worker thread and the tiny model are real. Catches errors in RefSAM3DSlicer.py that only the
 Slicer app would otherwise reveal (the Logic's base classes, the test's own code)."""
 import importlib.util
