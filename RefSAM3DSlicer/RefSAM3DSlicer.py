@@ -136,7 +136,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.undoButton.connect("clicked(bool)", self.onUndo)
         self.ui.newObjectButton.connect("clicked(bool)", self.onNewObject)
-        self.ui.clearPromptsButton.connect("clicked(bool)", self.onNewObject)
         self.ui.editInSegmentEditorButton.connect("clicked(bool)", self.onEditInSegmentEditor)
         self.ui.exportButton.connect("clicked(bool)", self.onExport)
         self.ui.batchButton.connect("clicked(bool)", self.onBatch)
