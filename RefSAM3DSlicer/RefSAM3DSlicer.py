@@ -22,7 +22,7 @@ from RefSAM3DSlicerLib import (
     dependencies,
 )
 from RefSAM3DSlicerLib.batch import BatchRun, loaded_volumes, sequence_sources, volume_sources
-from RefSAM3DSlicerLib.export import existing_outputs, export_segmentation, output_path
+from RefSAM3DSlicerLib.export import DicomSegSupportMissing, existing_outputs, export_segmentation, output_path
 from RefSAM3DSlicerLib.interaction import InteractiveLoop
 from RefSAM3DSlicerLib.parameter_node import restore_selection, store_selection
 from RefSAM3DSlicerLib.prompts_from_markups import box_from_roi, set_box, set_points
@@ -433,8 +433,30 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             skipped = f" (empty, not stored: {', '.join(result.skipped_segments)})" if result.skipped_segments else ""
             self._setStatus(_("Exported to ") + ", ".join(str(p) for p in result.paths) + skipped)
 
-        with slicer.util.WaitCursor():
-            self._run(export)
+        try:
+            with slicer.util.WaitCursor():
+                export()
+        except DicomSegSupportMissing as error:
+            self._offerDicomSegSupport(str(error))
+        except USER_ERRORS as error:
+            self._setStatus(str(error), "error")
+        except Exception as error:
+            log.exception("RefSAM3D export failed")
+            self._setStatus(_("Export failed: ") + str(error), "error")
+
+    def _offerDicomSegSupport(self, message):
+        """DICOM-SEG needs pydicom 3 + highdicom 0.23: only on request, since it upgrades Slicer's pydicom."""
+        self._setStatus(message, "error")
+        if self._pip is not None or slicer.app.testingEnabled():
+            return
+        if slicer.util.confirmOkCancelDisplay(
+                message + _("\n\nInstall DICOM-SEG support now? This upgrades Slicer's pydicom (other DICOM modules "
+                            "normally keep working) and Slicer must restart afterwards."),
+                windowTitle=_("RefSAM3D DICOM-SEG export")):
+            self._pip = dependencies.PipInstall(list(dependencies.DICOMSEG_REQUIREMENTS),
+                                                allow_upgrade=("pydicom",)).start()
+            self._setStatus(_("Installing DICOM-SEG support ..."))
+            self._startPolling()
 
     def onBatch(self):
         if not self._dependenciesReady():

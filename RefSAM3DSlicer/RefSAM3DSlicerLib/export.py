@@ -7,7 +7,9 @@ instances the volume was loaded from: Slicer's DICOM loader keeps their UIDs in 
 ``DICOM.instanceUIDs`` attribute, and a resolver (``slicer.dicomDatabase.fileForInstance`` in the app)
 gives their files, which are put in the volume's slice order by their positions. Nothing is ever
 overwritten unless the caller passes ``overwrite=True`` after asking the user (``existing_outputs`` says
-which files would be replaced).
+which files would be replaced). DICOM-SEG needs highdicom >= 0.23 and so pydicom 3; where Slicer bundles pydicom
+2.4 it is refused with ``DicomSegSupportMissing`` until the user installs DICOM-SEG support (NIfTI and
+.seg.nrrd work with the bundled pydicom).
 """
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ from . import mrml_adapter as mrml
 from .errors import InputError
 
 DICOM_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
+
+
+class DicomSegSupportMissing(InputError):
+    """DICOM-SEG needs newer pydicom/highdicom than this Slicer has; the panel offers to install them."""
+
+
 FORMAT_EXTENSIONS = {"nifti": ".nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": ".dcm"}
 
 
@@ -129,6 +137,15 @@ def export_segmentation(path: str | os.PathLike, segmentation_node, volume_node,
     existing = existing_outputs(path, fmt)
     if existing and not overwrite:
         raise InputError(f"{existing[0]} exists; choose another name or confirm replacing it")
+    if fmt == "dicom-seg":
+        from .dependencies import dicomseg_missing, installed_version
+
+        missing = dicomseg_missing()
+        if missing:
+            raise DicomSegSupportMissing(
+                f"DICOM-SEG export needs {', '.join(missing)} (this Python has pydicom "
+                f"{installed_version('pydicom') or 'none'}); install DICOM-SEG support (upgrades pydicom, then "
+                "restart Slicer) or export as .seg.nrrd")
     volume = mrml.volume_from_node(volume_node)
     if fmt == "dicom-seg":
         volume.dicom_files = dicom_source_files(volume_node, file_for_instance)

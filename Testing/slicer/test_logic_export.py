@@ -136,3 +136,19 @@ def test_dicom_seg_refuses_a_resampled_volume(make_segmentation, tmp_path):
     add_segment(segmentation, volume, "liver", np.s_[3:8, 4:12, 2:10])
     with pytest.raises(InputError, match="no longer match its voxel grid"):
         export_segmentation(tmp_path / "seg.dcm", segmentation, volume, file_for_instance=uids.get)
+
+
+def test_dicom_seg_is_refused_with_an_install_offer_on_pydicom_2(make_segmentation, tmp_path, monkeypatch):
+    """A Slicer that bundles pydicom 2.4 gets highdicom 0.22 from the default install: too old for DICOM-SEG."""
+    from RefSAM3DSlicerLib import dependencies
+    from RefSAM3DSlicerLib.export import DicomSegSupportMissing, export_segmentation
+
+    volume, uids, _ = dicom_volume_node(tmp_path / "ct")
+    segmentation = make_segmentation(volume)
+    add_segment(segmentation, volume, "liver", np.s_[3:8, 4:12, 2:10])
+    slicer_58 = {"pydicom": "2.4.4", "highdicom": "0.22.0"}
+    monkeypatch.setattr(dependencies, "installed_version", lambda name: slicer_58.get(name))
+    with pytest.raises(DicomSegSupportMissing, match=r"pydicom 2\.4\.4\); install DICOM-SEG support"):
+        export_segmentation(tmp_path / "seg.dcm", segmentation, volume, file_for_instance=uids.get)
+    assert not (tmp_path / "seg.dcm").exists()
+    export_segmentation(tmp_path / "seg.seg.nrrd", segmentation, volume)  # the other formats still work

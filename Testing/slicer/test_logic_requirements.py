@@ -125,3 +125,16 @@ def test_pip_runs_in_its_own_process_and_streams_its_output():
 def test_extension_depends_on_the_pytorch_extension():
     text = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     assert re.search(r'set\(EXTENSION_DEPENDS "?PyTorch"?\)', text)
+
+
+def test_dicom_seg_support_is_opt_in_where_slicer_bundles_pydicom_2():
+    from RefSAM3DSlicerLib.dependencies import DICOMSEG_REQUIREMENTS, dicomseg_missing, protected_constraints
+
+    slicer_58 = {"pydicom": "2.4.4", "highdicom": "0.22.0"}.get  # what the default install gives on such a Slicer
+    assert dicomseg_missing(slicer_58) == list(DICOMSEG_REQUIREMENTS)
+    assert dicomseg_missing({"pydicom": "3.0.2", "highdicom": "0.28.2"}.get) == []
+    # the default install keeps Slicer's pydicom; only the explicit DICOM-SEG install may upgrade it
+    assert any(pin.startswith("pydicom==") for pin in protected_constraints())
+    assert not any(pin.startswith("pydicom==") for pin in protected_constraints(allow_upgrade=("pydicom",)))
+    lines = {canonical(r.name): r for r in requirement_lines()}
+    assert lines["pydicom"].specifier.contains("2.4.4") and lines["highdicom"].specifier.contains("0.22.0")
