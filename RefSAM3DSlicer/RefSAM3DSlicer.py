@@ -102,6 +102,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.loop = None
         self._batch = None
         self._pip = None
+        self._pipQueue = []
+        self._restartNeeded = []
         self._pollTimer = None
         self._shortcuts = []
         self._syncingMarkups = False
@@ -551,13 +553,28 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         torch = [r for r in missing if dependencies.requirement_name(r).lower() == "torch"]
         others = [r for r in missing if r not in torch]
-        with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed."), waitCursor=True):
-            if torch:
-                dependencies.install_torch(torch[0])
-        if others:
-            self._pip = dependencies.PipInstall(others).start()
-            self._setStatus(_("Installing ") + ", ".join(others) + " ...")
-            self._startPolling()
+        installs = [(others, None)] if others else []
+        if torch:
+            command = dependencies.torch_install_command(torch[0])
+            if command is not None:
+                with slicer.util.tryWithErrorDisplay(_("Installing light-the-torch failed."), waitCursor=True):
+                    if dependencies.missing_requirements(["light-the-torch>=0.5"]):
+                        slicer.util.pip_install("light-the-torch>=0.5")  # small; PyTorchUtils needs it too
+                installs.insert(0, (torch, command))
+            else:  # no PyTorch extension API to run in the background: its own (blocking) installer
+                with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed."), waitCursor=True):
+                    dependencies.install_torch(torch[0])
+        self._pipQueue = installs
+        self._startNextInstall()
+
+    def _startNextInstall(self):
+        if not self._pipQueue:
+            return False
+        requirements, command = self._pipQueue.pop(0)
+        self._pip = dependencies.PipInstall(requirements, command=command).start()
+        self._setStatus(_("Installing ") + ", ".join(requirements) + " ...")
+        self._startPolling()
+        return True
 
     def _pollPip(self):
         for line in self._pip.poll():
@@ -569,6 +586,11 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         missing, restart = self._pip.result()
         self._pip.close()
         self._pip = None
+        if code == 0 and not missing and self._startNextInstall():
+            self._restartNeeded = self._restartNeeded + restart
+            return True
+        restart, self._restartNeeded = self._restartNeeded + restart, []
+        self._pipQueue = []
         self._showDependencyStatus()
         if code != 0 or missing:
             self._setStatus(_("Installation failed; see the Python console for pip's messages: ") + ", ".join(missing),

@@ -1,10 +1,10 @@
 """Is the backend's Python stack present in this Python, and if not, install it the Slicer way.
 
 Checking reads package metadata only (no subprocess, no import of torch), so the panel opens fast.
-Installing, in Slicer: PyTorch through the PyTorch extension (``EXTENSION_DEPENDS PyTorch``; its
-``PyTorchUtils`` picks the CUDA or CPU build that matches the computer), then the rest of
-``Resources/requirements.txt`` with pip in a **separate process** (``PipInstall``) whose output the panel
-polls, so Slicer never freezes. pip gets a constraints file pinning every package Slicer already has
+Installing, in Slicer: PyTorch the way the PyTorch extension (``EXTENSION_DEPENDS PyTorch``) does it --
+its ``PyTorchUtils`` arguments for light-the-torch, which picks the CUDA or CPU build that matches the
+computer -- then the rest of ``Resources/requirements.txt`` with pip; both in a **separate process**
+(``PipInstall``) whose output the panel polls, so Slicer never freezes. pip gets a constraints file pinning every package Slicer already has
 among numpy, scipy, SimpleITK, pydicom and torch, so installing RefSAM3D never upgrades Slicer's own
 packages. Afterwards ``restart_required`` says whether a package that was already imported changed
 (then Slicer must restart before it can use the new version).
@@ -176,6 +176,21 @@ class PipInstall:
     def close(self) -> None:
         if self._constraints is not None:
             Path(self._constraints.name).unlink(missing_ok=True)
+
+
+def torch_install_command(requirement: str, python: str | None = None) -> list[str] | None:
+    """The PyTorch extension's own choice of torch build (light-the-torch picks the CUDA variant the driver
+    supports, else CPU) as a command line to run in the background; None when the extension is missing
+    or too different (then ``install_torch`` runs the extension's blocking installer)."""
+    try:
+        import PyTorchUtils
+    except ImportError:
+        return None
+    make_arguments = getattr(PyTorchUtils.PyTorchUtilsLogic, "_getPipInstallArguments", None)
+    if make_arguments is None:
+        return None
+    specifier = requirement[len(requirement_name(requirement)):].strip() or None
+    return [python or python_executable(), "-m", "light_the_torch", *make_arguments(None, specifier)]
 
 
 def install_torch(requirement: str) -> None:

@@ -138,3 +138,24 @@ def test_dicom_seg_support_is_opt_in_where_slicer_bundles_pydicom_2():
     assert not any(pin.startswith("pydicom==") for pin in protected_constraints(allow_upgrade=("pydicom",)))
     lines = {canonical(r.name): r for r in requirement_lines()}
     assert lines["pydicom"].specifier.contains("2.4.4") and lines["highdicom"].specifier.contains("0.22.0")
+
+
+def test_torch_is_installed_with_the_pytorch_extensions_choice_in_the_background(monkeypatch):
+    """The PyTorch extension is a Slicer extension (not importable here); its logic's argument builder is the
+    interface used, so the same light-the-torch command runs, only in a separate, polled process."""
+    import types
+
+    from RefSAM3DSlicerLib.dependencies import torch_install_command
+
+    monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
+    assert torch_install_command("torch>=2.4,<3") is None  # no extension: its blocking installer/pip fallback
+
+    class PyTorchUtilsLogic:  # the extension's signature: (backend, torch requirement, torchvision requirement)
+        @staticmethod
+        def _getPipInstallArguments(forceComputationBackend=None, torchVersionRequirement=None,
+                                    torchvisionVersionRequirement=None):
+            return ["install", "torch" + (torchVersionRequirement or ""), "torchvision"]
+
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=PyTorchUtilsLogic))
+    assert torch_install_command("torch>=2.4,<3", python="PythonSlicer") == [
+        "PythonSlicer", "-m", "light_the_torch", "install", "torch>=2.4,<3", "torchvision"]
