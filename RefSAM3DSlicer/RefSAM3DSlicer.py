@@ -539,6 +539,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return True
         if self._pip is None:
             self._installDependencies(missing)
+        else:
+            self._setStatus(_("Still installing RefSAM3D's dependencies; try again when it has finished."), "warning")
         return False
 
     def _installDependencies(self, missing):
