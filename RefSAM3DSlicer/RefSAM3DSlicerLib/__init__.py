@@ -8,10 +8,11 @@ RefSAM3DSlicer.py keeps only the Qt widget and thin Slicer classes; the work hap
 edit), ``export``, ``batch``, ``parameter_node``, ``settings``, ``shortcuts``, ``choices`` and ``dependencies``.
 """
 from .errors import InputError
+from .interaction import InteractiveLoop
 from .logic import RefSAM3DLogic, split_prompt_text
 from .pending import PendingSegmentation, SegmentationOutcome
 from .settings import JsonSettingsStore, MemorySettingsStore, QSettingsStore, RefSAM3DSettings
 from .worker import ModelWorker
 
-__all__ = ["InputError", "JsonSettingsStore", "MemorySettingsStore", "ModelWorker", "PendingSegmentation",
+__all__ = ["InputError", "InteractiveLoop", "JsonSettingsStore", "MemorySettingsStore", "ModelWorker", "PendingSegmentation",
            "QSettingsStore", "RefSAM3DLogic", "RefSAM3DSettings", "SegmentationOutcome", "split_prompt_text"]
