@@ -1,9 +1,11 @@
-"""RefSAM3D: type what to segment ("left kidney"), optionally click or draw a box, get a coded 3D segment.
+"""RefSAM3D: type what to segment ("left kidney"), then click or draw a box to refine it, get a coded 3D segment.
 
 This file holds only what needs the Slicer application: the module description, a thin Qt widget, the
 Logic class Slicer expects (it inherits all behaviour from RefSAM3DSlicerLib.logic, which is tested
-headless) and the in-app self-test. Model work never runs here: the Logic hands it to one persistent
-worker thread, and the widget polls the job with a QTimer, so the panel stays responsive and Cancel works.
+headless) and the in-app self-test. The widget forwards events to RefSAM3DSlicerLib: the interactive loop
+(interaction.py: per-object state, queued clicks, undo), export.py, batch.py and dependencies.py. Model
+work never runs here: it goes to one persistent worker thread, and a QTimer polls the loop, the batch or
+the pip process, so the panel stays responsive and Cancel works.
 """
 import logging
 from dataclasses import replace
@@ -19,6 +21,12 @@ from RefSAM3DSlicerLib import (
     choices,
     dependencies,
 )
+from RefSAM3DSlicerLib.batch import BatchRun, loaded_volumes, sequence_sources, volume_sources
+from RefSAM3DSlicerLib.export import DicomSegSupportMissing, existing_outputs, export_segmentation, output_path
+from RefSAM3DSlicerLib.interaction import InteractiveLoop
+from RefSAM3DSlicerLib.parameter_node import restore_selection, store_selection
+from RefSAM3DSlicerLib.prompts_from_markups import box_from_roi, set_box, set_points
+from RefSAM3DSlicerLib.shortcuts import PANEL_UNDO, describe_shortcuts, format_shortcuts, parse_shortcuts
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -27,41 +35,53 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from RefSAM3DLib.errors import RefSAM3DError
+
 try:
     from slicer.i18n import tr as _
+    from slicer.i18n import translate
 except ImportError:  # Slicer < 5.4
     def _(text):
         return text
 
+    def translate(context, text):
+        return text
+
 log = logging.getLogger(__name__)
 POLL_MILLISECONDS = 100
+USER_ERRORS = (RefSAM3DError, InputError)  # shown as the whole message; anything else is a bug, logged with traceback
 PROMPT_NODE_ROLES = {  # parameter-node role -> (node class, name, colour)
     "IncludePoints": ("vtkMRMLMarkupsFiducialNode", "RefSAM3D include", (0.2, 0.85, 0.35)),
     "ExcludePoints": ("vtkMRMLMarkupsFiducialNode", "RefSAM3D exclude", (0.95, 0.25, 0.25)),
     "BoxROI": ("vtkMRMLMarkupsROINode", "RefSAM3D box", (1.0, 0.85, 0.2)),
 }
+EXPORT_FORMATS = [("NIfTI label map (.nii.gz)", "nifti"), ("Slicer segmentation (.seg.nrrd)", "seg.nrrd"),
+                  ("DICOM-SEG (.dcm)", "dicom-seg")]
 
 
 class RefSAM3DSlicer(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("RefSAM3D")
-        self.parent.categories = [_("Segmentation")]
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = []
         self.parent.contributors = ["RefSAM3D developers"]
         self.parent.helpText = _("""
 Segment anatomy and lesions in CT and MRI by <b>typing what you want</b> ("left kidney", "liver tumor"),
-optionally refined by <b>include/exclude clicks</b> and a <b>box</b>.
+then refine it with <b>include/exclude clicks</b> and a <b>box</b>: every click updates the same segment at once.
 <ol>
 <li>Select the volume and a segmentation (or leave "Create new segmentation").</li>
-<li>Type one or more structures (separate with ';'), optionally place clicks or a box.</li>
-<li>Press <b>Segment</b> or Ctrl+Enter. Each result becomes a <b>new</b> segment, named, coloured and coded
-with standard terminology. "Not found" means the model judged the structure absent: nothing is added.</li>
-<li>To refine a segment, tick <b>Replace segment</b>, choose it and add clicks. <b>Undo</b> reverts the last prompt.</li>
+<li>Type a structure and press Enter: a new, named, colour- and terminology-coded segment.
+"Not found" means the model judged the structure absent: nothing is added.</li>
+<li>Place include (I) / exclude (E) clicks or draw a box (B): the segment is refined after each one.
+Clicks without text make a click-only segment. <b>New segment</b> (N) starts the next object.</li>
+<li><b>Undo</b> (Z, or Ctrl+Z in this panel) takes back the last click or step. It refuses when the segment
+was edited since (e.g. in the Segment Editor), so your edit is never lost.</li>
 </ol>
-The first run asks to install PyTorch and the other packages listed in the extension's
-Resources/requirements.txt (the RefSAM3D backend itself ships inside this extension). Work runs on a
-background thread on the GPU when available, else the CPU. Not for clinical use.
+Segments can be renamed, recoloured, hidden or deleted in the table, opened in the Segment Editor, exported
+(NIfTI, .seg.nrrd, DICOM-SEG) and the current prompt can be run over all loaded volumes (Batch).
+Shortcuts are set in Advanced. PyTorch comes from the PyTorch extension; the first run offers to install the
+other packages listed in Resources/requirements.txt. Not for clinical use.
 See <a href="https://github.com/refsam3d/SlicerRefSAM3D">the project page</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -73,14 +93,20 @@ SlicerTotalSegmentator, SlicerMONAIAuto3DSeg, SlicerVoxTell and SlicerNNInteract
 
 
 class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """State and UI only: reads the panel, calls the Logic, shows progress and outcome."""
+    """State and UI only: forwards clicks and buttons to the loop, batch and export of RefSAM3DSlicerLib."""
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._pending = None
+        self.loop = None
+        self._batch = None
+        self._pip = None
+        self._pipQueue = []
+        self._restartNeeded = []
         self._pollTimer = None
+        self._shortcuts = []
+        self._syncingMarkups = False
 
     # ------------------------------------------------------------------ set-up
     def setup(self):
@@ -90,6 +116,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = RefSAM3DSlicerLogic()
+        self.loop = InteractiveLoop(self.logic, status_callback=self._setStatus, step_callback=self.onStepDone)
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(POLL_MILLISECONDS)
         self._pollTimer.connect("timeout()", self.onPoll)
@@ -99,7 +126,10 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for choice in choices.model_choices():
             self.ui.modelComboBox.addItem(choice.name)
             self.ui.modelComboBox.setItemData(self.ui.modelComboBox.count - 1, choice.description, qt.Qt.ToolTipRole)
+        for label, fmt in EXPORT_FORMATS:
+            self.ui.exportFormatComboBox.addItem(label, fmt)
         self.ui.progressBar.setVisible(False)
+        self.ui.batchProgressBar.setVisible(False)
         self._showSettings(self.logic.settings)
         self._updateCompleter()
 
@@ -107,36 +137,78 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.promptLineEdit.connect("returnPressed()", self.onSegment)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.undoButton.connect("clicked(bool)", self.onUndo)
-        self.ui.clearPromptsButton.connect("clicked(bool)", self.onClearPrompts)
+        self.ui.newObjectButton.connect("clicked(bool)", self.onNewObject)
+        self.ui.editInSegmentEditorButton.connect("clicked(bool)", self.onEditInSegmentEditor)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        self.ui.batchButton.connect("clicked(bool)", self.onBatch)
+        self.ui.batchCancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.browseModelButton.connect("clicked(bool)", self.onBrowseModel)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependencies)
         self.ui.unloadModelButton.connect("clicked(bool)", self.onUnloadModel)
+        self.ui.shortcutsLineEdit.connect("editingFinished()", self.onPreferencesEdited)
+        self.ui.supersedeCheckBox.connect("toggled(bool)", self.onPreferencesEdited)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onNodeSelectionChanged)
         self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onNodeSelectionChanged)
-        for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            shortcut = qt.QShortcut(qt.QKeySequence(keys), self.parent)
-            shortcut.setContext(qt.Qt.WidgetWithChildrenShortcut)  # only while this panel has focus
-            shortcut.connect("activated()", self.onSegment)
-        escape = qt.QShortcut(qt.QKeySequence("Esc"), self.parent)
-        escape.setContext(qt.Qt.WidgetWithChildrenShortcut)
-        escape.connect("activated()", self.onCancel)
+        self._panelShortcut(("Ctrl+Return", "Ctrl+Enter"), self.onSegment)
+        self._panelShortcut(("Esc",), self.onCancel)
+        self._panelShortcut((PANEL_UNDO,), self.onUndo)
+        self._bindShortcuts()
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self._showDependencyStatus()
         self._updateButtons()
 
+    def _panelShortcut(self, keys, callback):
+        """Shortcuts active only while this panel (or a child) has the focus."""
+        for key in keys:
+            shortcut = qt.QShortcut(qt.QKeySequence(key), self.parent)
+            shortcut.setContext(qt.Qt.WidgetWithChildrenShortcut)
+            shortcut.connect("activated()", callback)
+            shortcut.connect("activatedAmbiguously()", callback)  # e.g. an enabled application-wide Ctrl+Z
+
+    def _unbindShortcuts(self):
+        for shortcut in self._shortcuts:
+            shortcut.setEnabled(False)
+            shortcut.setParent(None)
+        self._shortcuts = []
+
+    def _bindShortcuts(self):
+        """The configurable single keys, on the main window while this module is shown (like the Segment
+        Editor's keys); a focused text box still receives its letters."""
+        self._unbindShortcuts()
+        self.ui.shortcutsLineEdit.text = format_shortcuts(self.logic.settings.shortcuts)
+        self.ui.shortcutsLineEdit.toolTip = describe_shortcuts(self.logic.settings.shortcuts)
+        if not self.parent.isEntered:
+            return
+        actions = {"include": lambda: self._startPlacing("IncludePoints"),
+                   "exclude": lambda: self._startPlacing("ExcludePoints"),
+                   "box": lambda: self._startPlacing("BoxROI"), "undo": self.onUndo, "new_object": self.onNewObject}
+        window = slicer.util.mainWindow() or self.parent
+        for action, key in self.logic.settings.shortcuts.items():
+            shortcut = qt.QShortcut(qt.QKeySequence(key), window)
+            shortcut.connect("activated()", actions[action])
+            self._shortcuts.append(shortcut)
+
     def enter(self):
         self._ensurePromptNodes()
+        self._bindShortcuts()
+
+    def exit(self):
+        self._unbindShortcuts()
 
     def cleanup(self):
         self.removeObservers()
+        self._unbindShortcuts()
         if self._pollTimer is not None:
             self._pollTimer.stop()
+        if self._pip is not None:
+            self._pip.cancel()
         if self.logic is not None:
             self.logic.shutdown()
 
     def onSceneEndClose(self, caller, event):
         self.logic.undo_stack.clear()
+        self.loop = InteractiveLoop(self.logic, status_callback=self._setStatus, step_callback=self.onStepDone)
         if self.parent.isEntered:
             self._ensurePromptNodes()
         self._updateButtons()
@@ -158,23 +230,29 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             widgets[role].setCurrentNode(node)
             if role != "BoxROI":
                 widgets[role].placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
-        for role in ("InputVolume", "OutputSegmentation"):
-            node = parameters.GetNodeReference(role)
-            selector = self.ui.inputVolumeSelector if role == "InputVolume" else self.ui.outputSegmentationSelector
-            if node is not None:
-                selector.setCurrentNode(node)
+            for event in (node.PointPositionDefinedEvent, node.PointEndInteractionEvent):
+                if not self.hasObserver(node, event, self.onMarkupPlaced):
+                    self.addObserver(node, event, self.onMarkupPlaced)
+        # both stored nodes are read before either selector changes (selecting one stores the panel's pair)
+        restore_selection(parameters, self.ui.inputVolumeSelector.setCurrentNode,
+                          self.ui.outputSegmentationSelector.setCurrentNode)
 
     def onNodeSelectionChanged(self, node=None):
-        parameters = self.logic.getParameterNode()
-        volume = self.ui.inputVolumeSelector.currentNode()
         segmentation = self.ui.outputSegmentationSelector.currentNode()
-        parameters.SetNodeReferenceID("InputVolume", volume.GetID() if volume else None)
-        parameters.SetNodeReferenceID("OutputSegmentation", segmentation.GetID() if segmentation else None)
+        store_selection(self.logic.getParameterNode(), self.ui.inputVolumeSelector.currentNode(), segmentation)
         self.ui.segmentationShow3DButton.setSegmentationNode(segmentation)
+        self.ui.segmentsTableView.setSegmentationNode(segmentation)
         self._updateButtons()
 
     def _promptNode(self, role):
         return self.logic.getParameterNode().GetNodeReference(role)
+
+    def _startPlacing(self, role):
+        widget = {"IncludePoints": self.ui.positivePointsPlaceWidget,
+                  "ExcludePoints": self.ui.negativePointsPlaceWidget, "BoxROI": self.ui.boxPlaceWidget}[role]
+        if role == "BoxROI" and self._promptNode(role) is not None:
+            self._promptNode(role).RemoveAllControlPoints()  # a new box replaces the old one
+        widget.setPlaceModeEnabled(True)
 
     # ------------------------------------------------------------------ settings <-> panel
     def _showSettings(self, settings):
@@ -188,7 +266,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.largestComponentCheckBox.checked = settings.largest_component
         self.ui.fillHolesCheckBox.checked = settings.fill_holes
         self.ui.minimumSizeSpinBox.value = settings.min_size_ml
-        self.ui.clearPointsCheckBox.checked = settings.clear_points_after_segment
+        self.ui.supersedeCheckBox.checked = settings.supersede_clicks
 
     def _settingsFromPanel(self):
         return replace(self.logic.settings, model=self.ui.modelComboBox.currentText.strip(),
@@ -198,7 +276,13 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                        largest_component=bool(self.ui.largestComponentCheckBox.checked),
                        fill_holes=bool(self.ui.fillHolesCheckBox.checked),
                        min_size_ml=float(self.ui.minimumSizeSpinBox.value),
-                       clear_points_after_segment=bool(self.ui.clearPointsCheckBox.checked))
+                       supersede_clicks=bool(self.ui.supersedeCheckBox.checked),
+                       shortcuts=parse_shortcuts(self.ui.shortcutsLineEdit.text))
+
+    def onPreferencesEdited(self, *_args):
+        """Shortcuts and click behaviour apply at once (other settings with the next Segment press)."""
+        self.logic.apply_settings(self._settingsFromPanel())
+        self._bindShortcuts()
 
     def _updateCompleter(self):
         completer = qt.QCompleter(choices.prompt_completions(self.logic.settings.recent_prompts),
@@ -207,86 +291,228 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         completer.setFilterMode(qt.Qt.MatchContains)
         self.ui.promptLineEdit.setCompleter(completer)
 
-    # ------------------------------------------------------------------ actions
+    # ------------------------------------------------------------------ the loop
+    def _selection(self):
+        return self.ui.inputVolumeSelector.currentNode(), self.ui.outputSegmentationSelector.currentNode()
+
+    def _run(self, action):
+        """Call into the Lib; user errors become the status line, anything else is logged as the bug it is."""
+        self.loop.supersede = self.logic.settings.supersede_clicks
+        try:
+            action()
+        except USER_ERRORS as error:
+            self._setStatus(str(error), "error")
+        except Exception as error:
+            log.exception("RefSAM3D failed")
+            self._setStatus(_("Failed: ") + str(error), "error")
+        self._startPolling()
+
     def onSegment(self):
-        if self.logic.busy or not self._dependenciesReady():
+        if not self._dependenciesReady():
             return
         self.logic.apply_settings(self._settingsFromPanel())
-        replaceId = None
-        if self.ui.replaceSegmentCheckBox.checked:
-            replaceId = self.ui.replaceSegmentSelector.currentSegmentID() or None
-            if replaceId is None:
-                self._setStatus(_("Choose the segment to replace, or untick 'Replace segment'."), "error")
-                return
-        try:
-            self._pending = self.logic.start_segmentation(
-                self.ui.inputVolumeSelector.currentNode(), self.ui.outputSegmentationSelector.currentNode(),
-                text=self.ui.promptLineEdit.text, positive_points=self._promptNode("IncludePoints"),
-                negative_points=self._promptNode("ExcludePoints"), roi=self._promptNode("BoxROI"),
-                replace_segment_id=replaceId)
-        except ValueError as error:  # InputError and the engine's PromptError: messages meant for the user
-            self._setStatus(str(error), "error")
-            return
-        except Exception as error:
-            log.exception("RefSAM3D could not start")
-            self._setStatus(_("Could not start: ") + str(error), "error")
-            return
-        self._setStatus(_("Segmenting ") + self._pending.description + " ...")
-        self._updateButtons()
-        self._pollTimer.start()
+        volume, segmentation = self._selection()
+        self._clearPromptNodes()  # a new text is a new object: its clicks start from none
+        self._run(lambda: self.loop.start_text(volume, segmentation, self.ui.promptLineEdit.text))
 
-    def onPoll(self):
-        """Runs on the main thread every POLL_MILLISECONDS while a prompt is on the worker thread."""
-        if self._pending is None:
-            self._pollTimer.stop()
+    def onMarkupPlaced(self, caller, event):
+        """A click or box was placed (or a box edited): refine the current object at once."""
+        if self._syncingMarkups or not self._dependenciesReady():
             return
-        fraction, message = self._pending.progress
-        self.ui.progressBar.setValue(round(100 * fraction))
-        self.ui.progressBar.setFormat(f"{message} %p%")
-        if not self._pending.done():
+        volume, segmentation = self._selection()
+        if caller.IsA("vtkMRMLMarkupsROINode"):
+            size = [0.0, 0.0, 0.0]
+            caller.GetSize(size)
+            if caller.GetNumberOfDefinedControlPoints() and min(size) > 0:  # not while the first corner is placed
+                self._run(lambda: self.loop.set_box(volume, segmentation, box_from_roi(caller)))
             return
-        self._pollTimer.stop()
-        pending, self._pending = self._pending, None
-        try:
-            outcome = self.logic.finish_segmentation(pending)  # MRML writes happen here, on the main thread
-        except ValueError as error:
-            self._setStatus(str(error), "error")
-        except Exception as error:
-            log.exception("RefSAM3D segmentation failed")
-            self._setStatus(_("Segmentation failed: ") + str(error), "error")
-        else:
-            self._showOutcome(outcome)
-        self._updateButtons()
+        if event != caller.PointPositionDefinedEvent:
+            return  # dragging a placed click does not re-run; place a new click instead
+        index = caller.GetNumberOfControlPoints() - 1
+        caller.SetNthControlPointLocked(index, True)
+        position = [0.0, 0.0, 0.0]
+        caller.GetNthControlPointPositionWorld(index, position)
+        positive = caller is self._promptNode("IncludePoints")
+        self._run(lambda: self.loop.add_click(volume, segmentation, position, positive))
 
-    def _showOutcome(self, outcome):
-        if outcome.segmentation_node is not None:
+    def onStepDone(self, report):
+        outcome = report.outcome
+        if outcome is not None and outcome.segmentation_node is not None:
             self.ui.outputSegmentationSelector.setCurrentNode(outcome.segmentation_node)
-        if outcome.segment_ids:
-            self.ui.replaceSegmentSelector.setCurrentSegmentID(outcome.segment_ids[-1])
-        if outcome.added_segment_ids and self.logic.settings.clear_points_after_segment:
-            self.onClearPrompts()
-        kind = "warning" if outcome.not_found or outcome.cancelled else "ok"
-        self._setStatus(outcome.message, kind)
+        self._setStatus(report.message, "error" if report.error else
+                        "warning" if outcome is not None and (outcome.not_found or outcome.cancelled) else "ok")
+        self._showCurrentObject()
         self._updateCompleter()
 
-    def onCancel(self):
-        if self.logic.busy:
-            self.logic.cancel()
-            self._setStatus(_("Cancelling: stopping after the current batch; nothing will be written."))
-
     def onUndo(self):
+        self._run(lambda: self.loop.undo(slicer.mrmlScene))
+        self._syncPromptNodes()
+        self._showCurrentObject()
+
+    def onNewObject(self):
+        self._run(self.loop.new_object)
+        self._clearPromptNodes()
+        self._showCurrentObject()
+
+    def onCancel(self):
+        if self._batch is not None:
+            self._batch.cancel()
+        if self.loop.busy:
+            self.loop.cancel()
+        self._setStatus(_("Cancelling: stopping after the current batch of windows; nothing will be written."))
+
+    def _clearPromptNodes(self):
+        self._syncingMarkups = True
         try:
-            self._setStatus(self.logic.undo(slicer.mrmlScene))
-        except ValueError as error:
+            for role in PROMPT_NODE_ROLES:
+                node = self._promptNode(role)
+                if node is not None:
+                    node.RemoveAllControlPoints()
+        finally:
+            self._syncingMarkups = False
+
+    def _syncPromptNodes(self):
+        """After Undo the markups show exactly the clicks and box the current object still has."""
+        current = self.loop.current
+        self._syncingMarkups = True
+        try:
+            clicks = current.clicks if current is not None else []
+            for role, positive in (("IncludePoints", True), ("ExcludePoints", False)):
+                if self._promptNode(role) is not None:
+                    set_points(self._promptNode(role), [c.ras for c in clicks if c.positive == positive])
+            if self._promptNode("BoxROI") is not None:
+                set_box(self._promptNode("BoxROI"), current.box if current is not None else None)
+        finally:
+            self._syncingMarkups = False
+
+    def _showCurrentObject(self):
+        current = self.loop.current
+        self.ui.currentObjectLabel.text = (
+            _("nothing yet: type a structure, or place a click for a click-only segment") if current is None else
+            f"{current.name} ({len(current.clicks)} click(s){', a box' if current.box else ''})")
+
+    # ------------------------------------------------------------------ segments, export, batch
+    def onEditInSegmentEditor(self):
+        volume, segmentation = self._selection()
+        selected = list(self.ui.segmentsTableView.selectedSegmentIDs())
+        if segmentation is None:
+            self._setStatus(_("Select a segmentation first."), "error")
+            return
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(segmentation)
+        if volume is not None:
+            setSource = getattr(editor, "setSourceVolumeNode", None) or editor.setMasterVolumeNode  # Slicer < 5.4
+            setSource(volume)
+        if selected:
+            editor.setCurrentSegmentID(selected[0])
+
+    def onExport(self):
+        volume, segmentation = self._selection()
+        fmt = self.ui.exportFormatComboBox.currentData
+        if segmentation is None:
+            self._setStatus(_("Select the segmentation to export."), "error")
+            return
+        folder = qt.QSettings().value("RefSAM3D/exportFolder", qt.QDir.homePath())
+        dialog = qt.QFileDialog(self.parent, _("Export segments"), str(output_path(folder, segmentation, fmt)))
+        dialog.setAcceptMode(qt.QFileDialog.AcceptSave)
+        dialog.setOption(qt.QFileDialog.DontConfirmOverwrite)  # we ask ourselves, including the NIfTI sidecar
+        if not dialog.exec_() or not dialog.selectedFiles():
+            return
+        path = dialog.selectedFiles()[0]
+        qt.QSettings().setValue("RefSAM3D/exportFolder", qt.QFileInfo(path).absolutePath())
+        existing = existing_outputs(path, fmt)
+        overwrite = bool(existing) and slicer.util.confirmOkCancelDisplay(
+            _("Replace these files?\n") + "\n".join(str(p) for p in existing), windowTitle=_("RefSAM3D export"))
+        if existing and not overwrite:
+            return
+        database = getattr(slicer, "dicomDatabase", None)
+        resolver = database.fileForInstance if database is not None else None
+
+        def export():
+            result = export_segmentation(path, segmentation, volume, fmt, overwrite=overwrite,
+                                         file_for_instance=resolver)
+            skipped = f" (empty, not stored: {', '.join(result.skipped_segments)})" if result.skipped_segments else ""
+            self._setStatus(_("Exported to ") + ", ".join(str(p) for p in result.paths) + skipped)
+
+        try:
+            with slicer.util.WaitCursor():
+                export()
+        except DicomSegSupportMissing as error:
+            self._offerDicomSegSupport(str(error))
+        except USER_ERRORS as error:
             self._setStatus(str(error), "error")
+        except Exception as error:
+            log.exception("RefSAM3D export failed")
+            self._setStatus(_("Export failed: ") + str(error), "error")
+
+    def _offerDicomSegSupport(self, message):
+        """DICOM-SEG needs pydicom 3 + highdicom 0.23: only on request, since it upgrades Slicer's pydicom."""
+        self._setStatus(message, "error")
+        if self._pip is not None or slicer.app.testingEnabled():
+            return
+        if slicer.util.confirmOkCancelDisplay(
+                message + _("\n\nInstall DICOM-SEG support now? This upgrades Slicer's pydicom (other DICOM modules "
+                            "normally keep working) and Slicer must restart afterwards."),
+                windowTitle=_("RefSAM3D DICOM-SEG export")):
+            self._pip = dependencies.PipInstall(list(dependencies.DICOMSEG_REQUIREMENTS),
+                                                allow_upgrade=("pydicom",)).start()
+            self._setStatus(_("Installing DICOM-SEG support ..."))
+            self._startPolling()
+
+    def onBatch(self):
+        if not self._dependenciesReady():
+            return
+        self.logic.apply_settings(self._settingsFromPanel())
+        sequence = self.ui.batchSequenceSelector.currentNode()
+        sources = (sequence_sources(sequence, slicer.mrmlScene) if sequence is not None
+                   else volume_sources(loaded_volumes(slicer.mrmlScene)))
+
+        def start():
+            self._batch = BatchRun(self.logic, sources, text=self.ui.promptLineEdit.text or None,
+                                   positive_points=self._promptNode("IncludePoints"),
+                                   negative_points=self._promptNode("ExcludePoints"), roi=self._promptNode("BoxROI"))
+            self._batch.start()
+
+        self._run(start)
+
+    # ------------------------------------------------------------------ polling
+    def _startPolling(self):
+        if not self._pollTimer.isActive():
+            self._pollTimer.start()
         self._updateButtons()
 
-    def onClearPrompts(self):
-        for role in PROMPT_NODE_ROLES:
-            node = self._promptNode(role)
-            if node is not None:
-                node.RemoveAllControlPoints()
+    def onPoll(self):
+        """Main thread, every POLL_MILLISECONDS: drive the loop, the batch, a pip install; MRML writes happen here."""
+        busy = False
+        try:
+            busy |= self.loop.poll()
+        except Exception:
+            log.exception("RefSAM3D loop failed")
+        if self.loop.busy:
+            fraction, message = self.loop.progress
+            self.ui.progressBar.setValue(round(100 * fraction))
+            queued = f" (+{self.loop.queued} queued)" if self.loop.queued else ""
+            self.ui.progressBar.setFormat(f"{message} %p%{queued}")
+        if self._batch is not None:
+            busy |= self._pollBatch()
+        if self._pip is not None:
+            busy |= self._pollPip()
+        if not busy:
+            self._pollTimer.stop()
+        self._updateButtons()
 
+    def _pollBatch(self):
+        running = self._batch.poll()
+        index, total, name, fraction = self._batch.progress
+        self.ui.batchProgressBar.setValue(round(100 * (index + fraction) / max(1, total)))
+        self.ui.batchProgressBar.setFormat(f"{index + 1}/{total} {name} %p%" if running else "%p%")
+        if not running:
+            self._setStatus(self._batch.outcome.message, "warning" if self._batch.outcome.failed else "ok")
+            self._batch = None
+        return running
+
+    # ------------------------------------------------------------------ model and dependencies
     def onBrowseModel(self):
         path = qt.QFileDialog.getOpenFileName(self.parent, _("Select a RefSAM3D checkpoint"), "",
                                               _("PyTorch checkpoints (*.pt *.pth *.ckpt);;All files (*)"))
@@ -304,34 +530,87 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not missing:
             self._setStatus(_("All dependencies are already installed."))
         else:
-            self._installDependencies(missing, ask=True)
+            self._installDependencies(missing)
         self._showDependencyStatus()
 
-    # ------------------------------------------------------------------ helpers
     def _dependenciesReady(self):
         missing = dependencies.missing_requirements()
-        if not missing or self._installDependencies(missing, ask=True):
+        if not missing:
             return True
-        self._setStatus(dependencies.describe_missing(missing) + _(" Press 'Install dependencies' (Model section)."),
-                        "error")
+        if self._pip is None:
+            self._installDependencies(missing)
+        else:
+            self._setStatus(_("Still installing RefSAM3D's dependencies; try again when it has finished."), "warning")
         return False
 
-    def _installDependencies(self, missing, ask):
-        if slicer.app.testingEnabled():  # never install from a test run
+    def _installDependencies(self, missing):
+        """PyTorch through the PyTorch extension, then pip in its own process, polled: Slicer stays usable."""
+        if slicer.app.testingEnabled() or self._pip is not None:  # never install from a test run
+            return
+        if not slicer.util.confirmOkCancelDisplay(
+                dependencies.describe_missing(missing) + _("\n\nInstall them now? PyTorch comes from the PyTorch "
+                                                         "extension; the rest is downloaded by pip in the background."),
+                windowTitle=_("RefSAM3D dependencies")):
+            self._setStatus(dependencies.describe_missing(missing), "error")
+            return
+        torch = [r for r in missing if dependencies.requirement_name(r).lower() == "torch"]
+        others = [r for r in missing if r not in torch]
+        installs = [(others, None)] if others else []
+        if torch:
+            command = dependencies.torch_install_command(torch[0])
+            if command is not None:
+                with slicer.util.tryWithErrorDisplay(_("Installing light-the-torch failed."), waitCursor=True):
+                    if dependencies.missing_requirements(["light-the-torch>=0.5"]):
+                        slicer.util.pip_install("light-the-torch>=0.5")  # small; PyTorchUtils needs it too
+                installs.insert(0, (torch, command))
+            else:  # no PyTorch extension API to run in the background: its own (blocking) installer
+                with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed."), waitCursor=True):
+                    dependencies.install_torch(torch[0])
+        self._pipQueue = installs
+        self._startNextInstall()
+
+    def _startNextInstall(self):
+        if not self._pipQueue:
             return False
-        installed = False  # tryWithErrorDisplay shows an install error instead of raising it
-        try:
-            with slicer.util.tryWithErrorDisplay(_("Installing RefSAM3D dependencies failed."), waitCursor=True):
-                installed = dependencies.install_requirements(missing, ask=ask)
-        finally:
-            self._showDependencyStatus()
-        return bool(installed) and not dependencies.missing_requirements()
+        requirements, command = self._pipQueue.pop(0)
+        self._pip = dependencies.PipInstall(requirements, command=command).start()
+        self._setStatus(_("Installing ") + ", ".join(requirements) + " ...")
+        self._startPolling()
+        return True
+
+    def _pollPip(self):
+        for line in self._pip.poll():
+            log.info("pip: %s", line)
+            self.ui.dependencyStatusLabel.text = line[:160]
+        if not self._pip.done:
+            return True
+        code = self._pip.returncode
+        missing, restart = self._pip.result()
+        self._pip.close()
+        self._pip = None
+        if code == 0 and not missing and self._startNextInstall():
+            self._restartNeeded = self._restartNeeded + restart
+            return True
+        restart, self._restartNeeded = self._restartNeeded + restart, []
+        self._pipQueue = []
+        self._showDependencyStatus()
+        if code != 0 or missing:
+            self._setStatus(_("Installation failed; see the Python console for pip's messages: ") + ", ".join(missing),
+                            "error")
+        elif restart:
+            self._setStatus(_("Installed. Slicer must restart to use the new ") + ", ".join(restart) + ".", "warning")
+            if slicer.util.confirmOkCancelDisplay(_("Restart Slicer now to finish installing RefSAM3D?")):
+                slicer.util.restart()
+        else:
+            self._setStatus(_("Dependencies installed."))
+        return False
 
     def _showDependencyStatus(self):
         missing = dependencies.missing_requirements()
         self.ui.dependencyStatusLabel.text = dependencies.describe_missing(missing)
         self.ui.installDependenciesButton.text = _("Install dependencies") if missing else _("Check dependencies")
 
+    # ------------------------------------------------------------------ helpers
     def _setStatus(self, text, kind="ok"):
         colors = {"ok": "", "warning": "color: #b06000;", "error": "color: #c00000;"}
         self.ui.statusLabel.setStyleSheet(colors.get(kind, ""))
@@ -339,16 +618,22 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.util.showStatusMessage(text, 5000)
 
     def _updateButtons(self):
-        busy = self.logic is not None and self.logic.busy
-        self.ui.segmentButton.enabled = not busy and self.ui.inputVolumeSelector.currentNode() is not None
-        self.ui.cancelButton.enabled = busy
-        self.ui.undoButton.enabled = not busy and self.logic is not None and self.logic.can_undo
+        loopBusy = self.loop is not None and self.loop.busy
+        batchBusy = self._batch is not None
+        self.ui.segmentButton.enabled = not batchBusy and self.ui.inputVolumeSelector.currentNode() is not None
+        self.ui.cancelButton.enabled = loopBusy or batchBusy
+        self.ui.undoButton.enabled = not batchBusy and self.logic is not None and (
+            self.logic.can_undo or (self.loop is not None and self.loop.queued > 0))
         self.ui.undoButton.toolTip = (_("Undo ") + self.logic.undo_stack.next_description
                                       if self.logic is not None and self.logic.can_undo else _("Nothing to undo"))
-        self.ui.progressBar.setVisible(busy)
+        self.ui.progressBar.setVisible(loopBusy)
+        self.ui.batchButton.enabled = not (loopBusy or batchBusy)
+        self.ui.batchCancelButton.enabled = batchBusy
+        self.ui.batchProgressBar.setVisible(batchBusy)
+        self.ui.exportButton.enabled = self.ui.outputSegmentationSelector.currentNode() is not None
         for widget in (self.ui.modelComboBox, self.ui.deviceComboBox, self.ui.unloadModelButton,
                        self.ui.installDependenciesButton):
-            widget.enabled = not busy
+            widget.enabled = not (loopBusy or batchBusy or self._pip is not None)
 
 
 class RefSAM3DSlicerLogic(ScriptedLoadableModuleLogic, RefSAM3DLogic):
@@ -375,15 +660,17 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_segment_undo_and_not_found()
+        self.setUp()
+        self.test_interactive_loop()
 
-    def test_segment_undo_and_not_found(self):
-        self.delayDisplay("RefSAM3D: segment, undo, not found")
+    def _tinyModelLogic(self):
+        """(logic, volume, settings) on a tiny random-weight model, or None when PyTorch is not installed."""
         if dependencies.missing_requirements(["torch", "numpy", "scipy", "nibabel"]):
             self.delayDisplay("Skipped: PyTorch/backend dependencies are not installed (use 'Install dependencies').")
-            return
+            return None
         import numpy as np
         import torch
-        from RefSAM3DSlicerLib.mrml_adapter import segment_tag, volume_from_node
+        from RefSAM3DSlicerLib.mrml_adapter import volume_from_node
 
         from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
         from RefSAM3DLib.engine.prompts import Prompt
@@ -395,13 +682,24 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
         volume = slicer.util.addVolumeFromArray(
             (np.random.default_rng(0).normal(40, 15, (14, 18, 22))).astype(np.int16), np.diag([-2.0, -2.5, 3.0, 1.0]),
             "RefSAM3D test CT")
-        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         # random weights squeeze all probabilities into a narrow band: pick a threshold that gives a partial mask
         probe, = predictor.open(volume_from_node(volume)).segment(Prompt(text="left kidney"), return_probability=True,
                                                                   presence_threshold=0.0)
         settings = RefSAM3DSettings(model="tiny-test", device="cpu", presence_threshold=0.0,
                                     threshold=float(np.quantile(probe.probability, 0.6)))
         logic = RefSAM3DSlicerLogic(worker=ModelWorker(lambda model, device: predictor), settings=settings)
+        return logic, volume, settings
+
+    def test_segment_undo_and_not_found(self):
+        self.delayDisplay("RefSAM3D: segment, undo, not found")
+        made = self._tinyModelLogic()
+        if made is None:
+            return
+        import numpy as np
+        from RefSAM3DSlicerLib.mrml_adapter import segment_tag
+
+        logic, volume, settings = made
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         try:
             outcome = logic.segment(volume, segmentation, text="left kidney", pump_events=slicer.app.processEvents)
             self.assertEqual(len(outcome.added_segment_ids), 1)
@@ -423,3 +721,46 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
             logic.shutdown()
         self.delayDisplay("Test passed")
 
+    def test_interactive_loop(self):
+        """Text, then clicks that refine the same segment (on the worker thread), undo per step, editor edit kept."""
+        self.delayDisplay("RefSAM3D: interactive loop")
+        made = self._tinyModelLogic()
+        if made is None:
+            return
+        import numpy as np
+        from RefSAM3DSlicerLib.mrml_adapter import world_ijk_to_ras
+
+        logic, volume, _settings = made
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        loop = InteractiveLoop(logic)
+
+        def ras(ijk):
+            return (world_ijk_to_ras(volume) @ np.array([*ijk, 1.0]))[:3]
+
+        def voxels(segment_id):
+            return slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, segment_id, volume).copy()
+
+        try:
+            loop.start_text(volume, segmentation, "left kidney")
+            loop.wait(pump_events=slicer.app.processEvents)
+            self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 1)
+            segment_id = loop.current.segment_id
+            states = [voxels(segment_id)]
+            for ijk, positive in (((14, 11, 8), True), ((3, 4, 2), False)):
+                loop.add_click(volume, segmentation, ras(ijk), positive)
+                loop.wait(pump_events=slicer.app.processEvents)
+                self.assertFalse(loop.reports[-1].error, loop.reports[-1].message)
+                self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 1)
+                self.assertEqual(loop.current.segment_id, segment_id)
+                states.append(voxels(segment_id))
+            loop.undo(slicer.mrmlScene)
+            np.testing.assert_array_equal(voxels(segment_id), states[1])
+            self.assertEqual(len(loop.current.clicks), 1)
+            edited = voxels(segment_id)
+            edited[0:2, 0:2, 0:2] = 1  # what a Segment Editor paint stroke does
+            slicer.util.updateSegmentBinaryLabelmapFromArray(edited, segmentation, segment_id, volume)
+            self.assertTrue(loop.undo(slicer.mrmlScene).startswith("Not undone"))
+            np.testing.assert_array_equal(voxels(segment_id), edited)
+        finally:
+            logic.shutdown()
+        self.delayDisplay("Test passed")

@@ -5,7 +5,9 @@ copies the voxels only when the worker has no session for them, and hands the mo
 thread; ``finish_segmentation`` (main thread, once the job is done) writes the results into the scene.
 ``segment`` does both and waits, for scripts and tests. Every result becomes a NEW segment unless a
 segment to replace is named; what a prompt changed is recorded for Undo; a cancelled or failed prompt
-leaves the scene as it was.
+leaves the scene as it was. Refining a segment by clicks feeds the model its own last result for that
+segment (exact probabilities) as long as the segment's voxels are still what RefSAM3D wrote; after an edit
+elsewhere (Segment Editor) the edited voxels are the starting point instead.
 """
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ from . import mrml_adapter as mrml
 from .errors import InputError
 from .pending import PendingSegmentation, ProgressState, SegmentationOutcome
 from .prompts_from_markups import box_from_roi, points_from_markups
+from .segment_fingerprint import SegmentFingerprint, labelmap_mtime, mask_digest
 from .settings import MemorySettingsStore, RefSAM3DSettings
 from .undo import SegmentSnapshot, UndoStack, UndoStep
 from .worker import ModelWorker
 
 _PROMPT_SEPARATORS = re.compile(r"[;\n]+")
 _REFINEMENT_MEMORY = 8  # how many segments keep the model's own probability for click refinement
+_REFINEMENT_STATES = 12  # per segment: the last results, so a refinement after Undo still gets exact probabilities
 
 
 def split_prompt_text(text: str | None) -> list[str]:
@@ -44,7 +48,8 @@ class RefSAM3DLogic:
         self.worker.configure(self.settings.model, self.settings.device)
         self.undo_stack = UndoStack(self.settings.undo_depth)
         self._pending: PendingSegmentation | None = None
-        self._refinement: OrderedDict[tuple[str, str], object] = OrderedDict()
+        # (segmentation ID, segment ID) -> [(fingerprint right after writing, light result)], newest last
+        self._refinement: OrderedDict[tuple[str, str], list] = OrderedDict()
 
     # ------------------------------------------------------------------ settings
     def apply_settings(self, settings: RefSAM3DSettings, persist: bool = True) -> None:
@@ -87,8 +92,11 @@ class RefSAM3DLogic:
     def start_segmentation(self, volume_node, segmentation_node=None, text: str | None = None,
                            positive_points=None, negative_points=None, roi=None,
                            replace_segment_id: str | None = None, progress_callback=None,
-                           cancel=None) -> PendingSegmentation:
-        """Main thread: validate, collect the prompt, hand the model work to the worker; returns at once."""
+                           cancel=None, rename_replaced: bool = True) -> PendingSegmentation:
+        """Main thread: validate, collect the prompt, hand the model work to the worker; returns at once.
+
+        ``rename_replaced=False`` (click refinement) keeps the replaced segment's name, colour and codes.
+        """
         if self.busy:
             raise InputError("RefSAM3D is still working on the previous prompt; wait for it or press Cancel")
         mrml.check_volume_node(volume_node)
@@ -105,7 +113,7 @@ class RefSAM3DLogic:
         volume = None if self.worker.has_session(key) else mrml.volume_from_node(volume_node, modality)
         pending = PendingSegmentation(volume_node, segmentation_node, prompts, key, replace_segment_id, None,
                                       ProgressState(progress_callback), threading.Event(), time.perf_counter(),
-                                      external_cancel=cancel)
+                                      external_cancel=cancel, rename_replaced=rename_replaced)
         self._pending = pending  # busy from now on, also while a synchronous worker runs the job inline
         try:
             pending.future = self.worker.segment(key, volume, prompts, progress=pending.progress_state,
@@ -184,22 +192,30 @@ class RefSAM3DLogic:
     # ------------------------------------------------------------------ internals
     def _replacement_context(self, segmentation_node, segment_id: str, volume_node):
         """What the model should refine when clicks replace a segment: its own last probability when the
-        segment is untouched since and the session still open, else the segment's current voxels."""
+        segment still holds what RefSAM3D wrote and the session is still open, else the segment's current voxels."""
         if segmentation_node is None or segmentation_node.GetSegmentation().GetSegment(segment_id) is None:
             raise InputError("the segment to replace is not in the selected segmentation; pick it again")
+        remembered = self._refinement.get((segmentation_node.GetID(), segment_id), [])
+        modality = None if self.settings.modality == "auto" else self.settings.modality
+        token = self.worker.session_token(self.worker.session_key(mrml.volume_fingerprint(volume_node), modality))
+        mtime = labelmap_mtime(segmentation_node, segment_id)
+        if remembered and remembered[-1][0].mtime == mtime:  # untouched since our last write: no read needed
+            fingerprint, result = remembered[-1]
+            if result.session_token == token:
+                return result
         current = mrml.read_mask(segmentation_node, segment_id, volume_node)
-        remembered = self._refinement.get((segmentation_node.GetID(), segment_id))
-        if remembered is not None:
-            digest, result = remembered
-            modality = None if self.settings.modality == "auto" else self.settings.modality
-            key = self.worker.session_key(mrml.volume_fingerprint(volume_node), modality)
-            if digest == _digest(current) and self.worker.session_token(key) == result.session_token:
+        digest = mask_digest(current)
+        for fingerprint, result in reversed(remembered):  # e.g. restored by Undo to an earlier result
+            if fingerprint.digest == digest and result.session_token == token:
                 return result
         return current if current.any() else None
 
-    def _remember_for_refinement(self, segmentation_node, segment_id: str, result) -> None:
+    def _remember_for_refinement(self, segmentation_node, fingerprint: SegmentFingerprint, result) -> None:
         light = replace(result, mask=np.zeros((1, 1, 1), bool), probability=None)  # keep only what refining needs
-        self._refinement[(segmentation_node.GetID(), segment_id)] = (_digest(result.mask), light)
+        key = (segmentation_node.GetID(), fingerprint.segment_id)
+        states = self._refinement.pop(key, [])
+        states.append((fingerprint, light))
+        self._refinement[key] = states[-_REFINEMENT_STATES:]
         while len(self._refinement) > _REFINEMENT_MEMORY:
             self._refinement.popitem(last=False)
 
@@ -222,14 +238,14 @@ class RefSAM3DLogic:
         replaced = pending.replace_segment_id
         if replaced and segmentation_node.GetSegmentation().GetSegment(replaced) is None:
             raise InputError("the segment to replace was deleted while segmenting; nothing was written")
-        step = UndoStep(segmentation_node.GetID(), pending.description)
+        step = UndoStep(segmentation_node.GetID(), pending.description, volume_node_id=volume_node.GetID())
         try:
             for result in to_write:
                 if pending.replace_segment_id:
                     segment_id = pending.replace_segment_id
                     step.replaced.append(SegmentSnapshot.take(segmentation_node, segment_id))
                     mrml.replace_segment_with_result(segmentation_node, segment_id, volume_node, result,
-                                                     rename=bool(result.prompt))
+                                                     rename=bool(result.prompt) and pending.rename_replaced)
                     outcome.replaced_segment_id = segment_id
                     verb = "Replaced"
                 else:
@@ -237,7 +253,9 @@ class RefSAM3DLogic:
                     step.added_segment_ids.append(segment_id)
                     outcome.added_segment_ids.append(segment_id)
                     verb = "Added"
-                self._remember_for_refinement(segmentation_node, segment_id, result)
+                fingerprint = SegmentFingerprint.take(segmentation_node, segment_id, result.mask)
+                step.written[segment_id] = fingerprint
+                self._remember_for_refinement(segmentation_node, fingerprint, result)
                 name = segmentation_node.GetSegmentation().GetSegment(segment_id).GetName()
                 outcome.messages.append(f"{verb} '{name}' ({result.volume_ml:.1f} mL).")
         except Exception:  # leave nothing half-written: revert this step, drop a segmentation made for it
@@ -266,13 +284,6 @@ class RefSAM3DLogic:
         if status_callback is not None:
             status_callback(outcome.message)
         return outcome
-
-
-def _digest(mask: np.ndarray) -> str:
-    import hashlib
-
-    packed = np.packbits(np.asarray(mask, dtype=bool), axis=None)
-    return hashlib.sha1(packed.tobytes() + str(mask.shape).encode()).hexdigest()
 
 
 def _not_found_message(result, presence_threshold: float) -> str:

@@ -73,6 +73,7 @@ class PendingSegmentation:
     cancel_event: threading.Event
     started: float
     external_cancel: object = None  # the caller's Event or callable, honoured up to the moment of writing
+    rename_replaced: bool = True  # False: a refined segment keeps the name, colour and codes it has now
 
     def cancel(self) -> None:
         self.cancel_event.set()

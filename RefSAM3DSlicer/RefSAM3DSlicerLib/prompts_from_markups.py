@@ -3,7 +3,8 @@
 Positions are read with the *World* accessors, so point lists and ROIs under a (possibly non-linear)
 parent transform land where the user saw them. A click is negative ("exclude") when it sits in the
 negative list, or when its label or description marks it so ("-", "neg", "negative", "exclude") --
-handy for a single list edited by hand or by a script.
+handy for a single list edited by hand or by a script. Plain sequences of RAS points (and a pair of RAS
+corners for the box) are accepted too, for scripts and the interactive loop.
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def points_from_markups(positive_node=None, negative_node=None) -> tuple[list[tu
     for node, default_positive in ((positive_node, True), (negative_node, False)):
         if node is None:
             continue
+        if isinstance(node, (list, tuple)):
+            points.extend(tuple(float(c) for c in point) for point in node)
+            labels.extend([default_positive] * len(node))
+            continue
         if not node.IsA("vtkMRMLMarkupsFiducialNode"):
             raise InputError(f"'{node.GetName()}' is not a point list; use Markups > Point list for clicks")
         for index, world in _defined_points(node):
@@ -52,6 +57,9 @@ def box_from_roi(roi_node) -> tuple[tuple[float, float, float], tuple[float, flo
     """
     if roi_node is None:
         return None
+    if isinstance(roi_node, (list, tuple)):
+        low, high = (tuple(float(c) for c in corner) for corner in roi_node)
+        return tuple(map(min, low, high)), tuple(map(max, low, high))
     if not roi_node.IsA("vtkMRMLMarkupsROINode"):
         raise InputError(f"'{roi_node.GetName()}' is not a markups ROI; draw the box with Markups > ROI")
     if roi_node.GetNumberOfDefinedControlPoints() == 0:
@@ -75,3 +83,20 @@ def count_clicks(positive_node=None, negative_node=None, roi_node=None) -> str:
     if box_from_roi(roi_node) is not None:
         parts.append("a box")
     return " + ".join(parts) or "no clicks"
+
+
+def set_points(points_node, points: list[tuple[float, float, float]]) -> None:
+    """Make ``points_node`` show exactly ``points`` (world RAS), e.g. after Undo took a click back."""
+    points_node.RemoveAllControlPoints()
+    for point in points:
+        points_node.AddControlPointWorld(*[float(c) for c in point])
+
+
+def set_box(roi_node, corners) -> None:
+    """Make ``roi_node`` show the axis-aligned box between two RAS corners (None: no box)."""
+    if corners is None:
+        roi_node.RemoveAllControlPoints()
+        return
+    low, high = (tuple(float(c) for c in corner) for corner in corners)
+    roi_node.SetCenter([(lo + hi) / 2 for lo, hi in zip(low, high)])
+    roi_node.SetSize([abs(hi - lo) for lo, hi in zip(low, high)])

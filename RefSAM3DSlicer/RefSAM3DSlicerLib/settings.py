@@ -12,6 +12,8 @@ import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .shortcuts import default_shortcuts, validated_shortcuts
+
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -29,9 +31,11 @@ class RefSAM3DSettings:
     largest_component: bool = False
     fill_holes: bool = False
     min_size_ml: float = 0.0
-    clear_points_after_segment: bool = True
+    clear_points_after_segment: bool = True  # unused since the click loop (a new text always starts without clicks)
     undo_depth: int = 10
+    supersede_clicks: bool = False  # a new click cancels a running refinement instead of queueing behind it
     recent_prompts: list[str] = field(default_factory=list)
+    shortcuts: dict[str, str] = field(default_factory=default_shortcuts)  # action -> key (shortcuts.py)
 
     def validated(self) -> RefSAM3DSettings:
         """A copy with every out-of-range value replaced by its default (and a log line saying so)."""
@@ -53,6 +57,7 @@ class RefSAM3DSettings:
                             getattr(default, name))
                 setattr(good, name, getattr(default, name))
         good.recent_prompts = good.recent_prompts[:MAX_RECENT_PROMPTS]
+        good.shortcuts = validated_shortcuts(good.shortcuts)
         return good
 
     def remember_prompt(self, text: str) -> None:
@@ -79,6 +84,10 @@ def _coerce(name: str, raw, default):
         if isinstance(raw, str):
             return json.loads(raw) if raw.strip() else []
         return list(raw)
+    if isinstance(default, dict):
+        if isinstance(raw, str):
+            return json.loads(raw) if raw.strip() else {}
+        return dict(raw)
     return str(raw)
 
 
@@ -134,7 +143,7 @@ class QSettingsStore:
 
     def save(self, settings: RefSAM3DSettings) -> None:
         for name, value in asdict(settings.validated()).items():
-            self.qsettings.setValue(self.prefix + name, json.dumps(value) if isinstance(value, list) else value)
+            self.qsettings.setValue(self.prefix + name, json.dumps(value) if isinstance(value, (list, dict)) else value)
 
 
 class MemorySettingsStore:

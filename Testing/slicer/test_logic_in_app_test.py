@@ -1,4 +1,5 @@
-"""The module's in-app self-test, run headless: Qt and Slicer's scripted-module base classes are stubbed,
+"""The module's in-app self-test (segment/undo and the interactive loop), run headless: Qt and Slicer's
+scripted-module base classes are stubbed,
 MRML, the worker thread and the tiny model are real. Catches errors in RefSAM3DSlicer.py that only the
 Slicer app would otherwise reveal (the Logic's base classes, the test's own code)."""
 import importlib.util
@@ -58,5 +59,6 @@ def test_in_app_self_test_passes(monkeypatch, scene):
 
     test = module.RefSAM3DSlicerTest("test_segment_undo_and_not_found")
     test.runTest()
-    assert test.displayed[-1] == "Test passed"
+    assert test.displayed == ["RefSAM3D: segment, undo, not found", "Test passed",
+                              "RefSAM3D: interactive loop", "Test passed"]
     assert isinstance(module.RefSAM3DSlicerLogic(settings=module.RefSAM3DSettings()), stubs.ScriptedLoadableModuleLogic)

@@ -25,7 +25,11 @@ def test_ui_is_well_formed_and_uses_slicer_widgets():
         "inputVolumeSelector": "qMRMLNodeComboBox", "outputSegmentationSelector": "qMRMLNodeComboBox",
         "segmentationShow3DButton": "qMRMLSegmentationShow3DButton", "promptLineEdit": "QLineEdit",
         "positivePointsPlaceWidget": "qSlicerMarkupsPlaceWidget", "negativePointsPlaceWidget": "qSlicerMarkupsPlaceWidget",
-        "boxPlaceWidget": "qSlicerMarkupsPlaceWidget", "replaceSegmentSelector": "qMRMLSegmentSelectorWidget",
+        "boxPlaceWidget": "qSlicerMarkupsPlaceWidget", "newObjectButton": "QPushButton",
+        "currentObjectLabel": "QLabel", "segmentsTableView": "qMRMLSegmentsTableView",
+        "editInSegmentEditorButton": "QPushButton", "exportFormatComboBox": "QComboBox", "exportButton": "QPushButton",
+        "batchSequenceSelector": "qMRMLNodeComboBox", "batchButton": "QPushButton", "batchCancelButton": "QPushButton",
+        "batchProgressBar": "QProgressBar", "shortcutsLineEdit": "QLineEdit",
         "segmentButton": "QPushButton", "cancelButton": "QPushButton", "undoButton": "QPushButton",
         "progressBar": "QProgressBar", "statusLabel": "QLabel", "advancedCollapsibleButton": "ctkCollapsibleButton",
         "thresholdSliderWidget": "ctkSliderWidget", "largestComponentCheckBox": "QCheckBox",
@@ -105,18 +109,3 @@ def test_icon_is_a_128_pixel_png():
     PIL = pytest.importorskip("PIL.Image")
     with PIL.open(MODULE / "Resources" / "Icons" / "RefSAM3DSlicer.png") as image:
         assert image.format == "PNG" and image.size == (128, 128)
-
-
-def test_requirements_mirror_the_backend_dependencies():
-    import tomllib
-    from packaging.requirements import Requirement
-
-    def names(lines):
-        return {Requirement(line).name.lower().replace("_", "-") for line in lines}
-
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    backend = names(pyproject["project"]["dependencies"])
-    lines = [line.split("#")[0].strip() for line in (MODULE / "Resources" / "requirements.txt").read_text().splitlines()]
-    shipped = names([line for line in lines if line])
-    assert shipped <= backend, f"not a backend dependency: {shipped - backend}"
-    assert backend - shipped <= {"tensorboard"}, f"missing from requirements.txt: {backend - shipped - {'tensorboard'}}"
