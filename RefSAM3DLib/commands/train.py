@@ -72,6 +72,6 @@ def _rank() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import main as cli_main
+    from .program import run_one
 
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+    return run_one("train", add_parser, argv)

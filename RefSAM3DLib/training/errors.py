@@ -1,5 +1,6 @@
 """A datalist or training input that cannot be used, named precisely."""
+from ..errors import RefSAM3DError
 
 
-class DatasetError(ValueError):
+class DatasetError(RefSAM3DError, ValueError):
     """'<file>: <what is wrong>; <what to do>' for a datalist entry, image or label."""
