@@ -11,7 +11,7 @@ import re
 from ..errors import RefSAM3DError
 
 VALUE_OPTIONS = ("--point", "--box")
-_NUMBER_LIST = re.compile(r"^-[0-9.]")
+_NUMBER_LIST = re.compile(r"^-([0-9.]|inf|nan)", re.IGNORECASE)
 MAX_PROMPT_CHARACTERS = 200
 
 

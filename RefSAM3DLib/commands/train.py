@@ -46,7 +46,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.datalist import load_datalist
     from ..training.trainer import TrainConfig, train
+
+    load_datalist(args.datalist, args.data_root)  # a broken datalist is reported before a model is built
 
     cfg = TrainConfig(
         datalist=args.datalist, out_dir=args.out, model_config=args.config, steps=args.steps,

@@ -31,10 +31,10 @@ def full_extension(name: str) -> str:
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     """Fail early (before any work) when a result would silently replace a file or cannot be written at all."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
     if path.is_dir():
         raise OutputWriteError(path, "it is a folder; give a file name for the output")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
     _probe_folder(path)
     return path
 

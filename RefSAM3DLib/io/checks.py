@@ -39,14 +39,20 @@ def check_volume(volume: Volume, where: str | os.PathLike | None = None) -> None
     if not np.issubdtype(volume.array.dtype, np.number) or np.issubdtype(volume.array.dtype, np.complexfloating):
         raise VolumeReadError(where, f"voxel type {volume.array.dtype} is not a real number",
                               "convert it to a scalar intensity image")
-    if np.issubdtype(volume.array.dtype, np.floating):
-        bad = _count_non_finite(volume.array)
-        if bad == voxels:
-            raise VolumeReadError(where, "every voxel is NaN or infinite (no image data)",
-                                  "check the file; it holds no usable intensities")
-        if bad:
-            raise VolumeReadError(where, f"{bad} voxels are NaN or infinite",
-                                  "replace them with a background value (e.g. -1024 for CT) and save again")
+    check_finite(volume.array, where)
+
+
+def check_finite(array: np.ndarray, where: str | os.PathLike) -> None:
+    """Raise ``VolumeReadError`` if a floating-point array holds NaN or infinite values."""
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    bad = _count_non_finite(array)
+    if bad == array.size:
+        raise VolumeReadError(where, "every voxel is NaN or infinite (no image data)",
+                              "check the file; it holds no usable intensities")
+    if bad:
+        raise VolumeReadError(where, f"{bad} voxels are NaN or infinite",
+                              "replace them with a background value (e.g. -1024 for CT) and save again")
 
 
 def _count_non_finite(array: np.ndarray) -> int:

@@ -1,7 +1,8 @@
 """Is an image file whole? Header promises versus the bytes actually on disk, checked before the voxels are used.
 
-ITK fills a truncated gzip stream with zeros and silently replaces a zero voxel spacing in a NIfTI header by 1,
-so a damaged file would otherwise be segmented as if it were fine. This module reads each format's header
+ITK fills a truncated gzip stream with zeros, silently replaces a zero voxel spacing in a NIfTI header by 1 and
+reads NaN voxels of a floating-point NIfTI as 0, so a damaged file would otherwise be segmented as if it were
+fine. This module reads each format's header
 itself (NIfTI via nibabel, NRRD and MetaImage as text) and checks that the data is there to the last byte and
 that the header's spacing is usable. Each problem is one ``VolumeReadError`` line.
 """
@@ -36,7 +37,7 @@ def _check_nifti(path: Path) -> None:
     header = _nifti_header(path)
     if header is None:
         return  # not a NIfTI header we understand; ITK reports it
-    dims, bitpix, pixdim, vox_offset = header
+    dims, bitpix, pixdim, vox_offset, datatype = header
     if not np.all(np.isfinite(pixdim)) or np.any(pixdim[: min(3, len(dims))] <= 0):
         spacing = ", ".join(f"{v:g}" for v in pixdim)
         raise VolumeReadError(path, f"voxel spacing ({spacing}) mm in the header is not positive",
@@ -44,10 +45,19 @@ def _check_nifti(path: Path) -> None:
     expected = vox_offset + int(np.prod(dims, dtype=np.int64)) * bitpix // 8
     available = _gzip_length(path) if _is_gzip(path) else path.stat().st_size
     _fail_if_short(path, available, expected)
+    if datatype in _NIFTI_FLOAT_TYPES:
+        import nibabel as nib
+
+        from .checks import check_finite
+
+        check_finite(np.asanyarray(nib.load(str(path)).dataobj), path)  # as stored: ITK would show NaN as 0
 
 
-def _nifti_header(path: Path) -> tuple[list[int], int, np.ndarray, int] | None:
-    """(dims, bitpix, spatial pixdim, data offset) read from the raw NIfTI-1/2 header, as written on disk.
+_NIFTI_FLOAT_TYPES = (16, 64)  # float32, float64
+
+
+def _nifti_header(path: Path) -> tuple[list[int], int, np.ndarray, int, int] | None:
+    """(dims, bitpix, spatial pixdim, data offset, datatype code) read from the raw NIfTI-1/2 header, as written on disk.
 
     Read here rather than with nibabel, which replaces a zero pixdim by 1 while loading.
     """
@@ -61,11 +71,13 @@ def _nifti_header(path: Path) -> tuple[list[int], int, np.ndarray, int] | None:
         size = np.frombuffer(raw[:4], dtype=f"{order}i4")[0] if len(raw) >= 4 else 0
         if size == 348 and len(raw) >= 348:
             dim = np.frombuffer(raw[40:56], dtype=f"{order}i2").astype(np.int64)
+            datatype = int(np.frombuffer(raw[70:72], dtype=f"{order}i2")[0])
             bitpix = int(np.frombuffer(raw[72:74], dtype=f"{order}i2")[0])
             pixdim = np.frombuffer(raw[80:92], dtype=f"{order}f4").astype(np.float64)
             offset = int(np.frombuffer(raw[108:112], dtype=f"{order}f4")[0])
             break
         if size == 540 and len(raw) >= 540:
+            datatype = int(np.frombuffer(raw[12:14], dtype=f"{order}i2")[0])
             bitpix = int(np.frombuffer(raw[14:16], dtype=f"{order}i2")[0])
             dim = np.frombuffer(raw[16:80], dtype=f"{order}i8")
             pixdim = np.frombuffer(raw[112:136], dtype=f"{order}f8").astype(np.float64)
@@ -77,7 +89,7 @@ def _nifti_header(path: Path) -> tuple[list[int], int, np.ndarray, int] | None:
     if not 1 <= rank <= 7 or bitpix <= 0:
         raise VolumeReadError(path, "not a readable NIfTI file (damaged header)", _REDOWNLOAD)
     dims = [max(int(d), 1) for d in dim[1:rank + 1]]
-    return dims, bitpix, pixdim, offset
+    return dims, bitpix, pixdim, offset, datatype
 
 
 # ---------------------------------------------------------------------------------------------- NRRD

@@ -51,6 +51,9 @@ def _read_mapping(path: Path) -> dict:
         text = path.read_text()
     except FileNotFoundError:
         raise DatasetError(f"{path}: datalist not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read the datalist ({getattr(error, 'strerror', None) or error}); "
+                           "give a YAML or JSON file") from None
     try:
         data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
@@ -97,6 +100,8 @@ def load_datalist(path: str | Path, root: str | Path | None = None) -> Datalist:
         entries = [dict(e, _names_from_dataset=True) for e in entries]
     else:
         raise DatasetError(f"{path}: no 'cases' list (RefSAM3D) or 'training' list (MSD dataset.json)")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise DatasetError(f"{path}: the cases must be a list of mappings (id, image, label, labels)")
     seen = set()
     for n, entry in enumerate(entries):
         where = f"{path} case {entry.get('id', n)}"
