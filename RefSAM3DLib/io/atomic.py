@@ -87,7 +87,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         if path.exists() and not overwrite:  # appeared while we were writing
             raise OutputExistsError(path)
         os.replace(temporary, path)
-    except OutputExistsError:
+    except (OutputExistsError, OutputWriteError):  # already one line (e.g. from a nested atomic_output)
         raise
     except OSError as error:
         raise OutputWriteError(path, _reason(error)) from None

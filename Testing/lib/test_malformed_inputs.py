@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import malformed_files as mf
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -19,6 +27,7 @@ from engine_fixtures import ct_volume, tiny_model
 from RefSAM3DLib.cli import main
 from RefSAM3DLib.modeling.checkpoint import save_checkpoint
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NEVER_LOADED = "never-loaded-model.pt"  # does not exist: reaching the model would change the message
 
 
@@ -269,7 +278,7 @@ def test_existing_output_is_kept(existing, base, tmp_path, capsys):
     assert (tmp_path / existing).read_bytes() == b"the user's own file"
 
 
-@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                     reason="root may write into read-only folders")
 def test_read_only_folder(base, tmp_path, capsys):
     locked = tmp_path / "locked"
@@ -384,3 +393,80 @@ def test_batch_with_unknown_prompt_is_refused(base, tmp_path, capsys):
     argv = ["batch", "--inputs", str(inputs), "--prompt", "xyzzy", "--out", str(tmp_path / "out"),
             "--model", NEVER_LOADED, "--device", "cpu", "--quiet"]
     _expect_refused(argv, "no structure or word", capsys, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- with the model
+def _cli_process(args: list[str], limit_bytes: int | None = None, **kwargs) -> subprocess.Popen:
+    """The real `refsam3d` in its own process, optionally with a file-size limit (a disk that fills up)."""
+    def limit() -> None:
+        if limit_bytes is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit, write() fails with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, resource.RLIM_INFINITY))
+
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "RefSAM3DLib.cli", *args], preexec_fn=limit, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_full_disk_leaves_nothing_behind(base, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    process = _cli_process(["segment", "--image", str(base["image"]), "--prompt", "liver", "--out",
+                            str(out / "seg.nii.gz"), "--model", str(base["model"]), "--device", "cpu", "--quiet"],
+                           limit_bytes=64)
+    _, err = process.communicate(timeout=300)
+    lines = err.strip().splitlines()
+    assert process.returncode == 2, err
+    assert len(lines) == 1 and "disk full" in lines[0] and "Traceback" not in err, lines
+    assert list(out.iterdir()) == []
+
+
+def _batch_argv(inputs: Path, out: Path, model: Path) -> list[str]:
+    return ["batch", "--inputs", str(inputs), "--prompt", "liver", "--out", str(out), "--model", str(model),
+            "--device", "cpu", "--quiet"]
+
+
+def _assert_whole_outputs(out: Path, names: list[str]) -> None:
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{n}.nii.gz" for n in names)
+    for name in names:
+        assert np.asarray(nib.load(out / f"{name}.nii.gz").dataobj).shape == (24, 20, 16)
+        json.loads((out / f"{name}.json").read_text())
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_batch_skips_bad_cases_and_finishes_the_others(base, tmp_path, capsys):
+    inputs = _folder(tmp_path / "in")
+    for name in ("a", "d"):
+        shutil.copy(base["image"], inputs / f"{name}.nii.gz")
+    mf.truncated(mf.nifti(inputs / "b.nii.gz"))
+    mf.series_missing_slice(inputs / "c")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(_batch_argv(inputs, out, base["model"])) == 1
+    err = capsys.readouterr().err
+    assert "b.nii.gz: skipped:" in err and "truncated" in err
+    assert f"{inputs / 'c'}: skipped:" in err and "missing" in err
+    assert "2 of 4 scans failed" in err and "Traceback" not in err
+    _assert_whole_outputs(out, ["a", "d"])
+
+
+@pytest.mark.slow
+def test_batch_killed_mid_case_resumes_to_whole_outputs(base, tmp_path):
+    inputs = _folder(tmp_path / "in")
+    names = [f"case{n}" for n in range(4)]
+    for name in names:
+        shutil.copy(base["image"], inputs / f"{name}.nii.gz")
+    out = tmp_path / "out"
+    process = _cli_process(_batch_argv(inputs, out, base["model"]))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.is_dir() and any(out.iterdir()):  # the first case is being written (or was): stop it hard
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the batch ended before it could be interrupted"
+    process.kill()
+    process.communicate(timeout=60)
+    restarted = _cli_process(_batch_argv(inputs, out, base["model"]))
+    _, err = restarted.communicate(timeout=300)
+    assert restarted.returncode == 0, err
+    _assert_whole_outputs(out, names)
