@@ -128,10 +128,11 @@ def test_bad_datalists_fail_with_the_file_named(datalist, tmp_path):
 
 
 def test_evaluate_command_writes_csv_table_and_boxplot(datalist, tmp_path, capsys):
+    from engine_fixtures import tiny_model
+
     from RefSAM3DLib.cli import main
     from RefSAM3DLib.evaluation.report import read_metrics_csv
     from RefSAM3DLib.modeling.checkpoint import save_checkpoint
-    from engine_fixtures import tiny_model
 
     model = tmp_path / "tiny.pt"
     save_checkpoint(tiny_model(), model)
