@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.datalist import load_datalist
+    from ..cases.datalist import load_datalist
     from ..training.trainer import TrainConfig, train
 
     load_datalist(args.datalist, args.data_root)  # a broken datalist is reported before a model is built
