@@ -408,6 +408,7 @@ def _cli_process(args: list[str], limit_bytes: int | None = None, **kwargs) -> s
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_full_disk_leaves_nothing_behind(base, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
