@@ -2,7 +2,9 @@
 
 Bad input (missing or damaged file, NaN or zero-spacing volume, broken DICOM series, empty or unknown prompt,
 point outside the volume, unknown model, corrupt checkpoint, unwritable or existing output) prints one line
-and exits with code 2, before any model work where the input allows it.
+and exits with code 2, before any model work where the input allows it. Exactly the errors deriving from
+``RefSAM3DError`` are reported that way (see ``commands/program.py``); anything else is a bug and keeps its
+traceback.
 """
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import argparse
 import sys
 
 from .commands import model_info, program, segment
-from .errors import RefSAM3DError
 
 COMMANDS = [segment, model_info]
 DESCRIPTION = ("RefSAM3D: segment CT/MR volumes from text and 3D clicks; export NIfTI, Slicer .seg.nrrd or "
@@ -27,11 +28,6 @@ def _optional_commands():
 
 def build_parser() -> argparse.ArgumentParser:
     return program.new_parser(DESCRIPTION, [module.add_parser for module in COMMANDS + _optional_commands()])
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The errors shown as a one-line message (exit code 2): RefSAM3DError and nothing else."""
-    return (RefSAM3DError,)
 
 
 def main(argv: list[str] | None = None) -> int:

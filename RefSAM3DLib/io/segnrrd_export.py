@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import slicerio
 
-from ..vocab.codes import Code
 from ..vocab.slicer_terminology import slicer_terminology_string
 from .atomic import atomic_output, check_writable
 from .errors import ExportError
@@ -62,12 +61,6 @@ def build_segmentation(segments: Sequence[SegmentOutput], geometry: VolumeGeomet
             },
         })
     return segmentation
-
-
-def _code_string(code: Code | None) -> str:
-    if code is None:
-        return "^^"
-    return "^".join(_tag_safe(part) for part in (code.scheme, code.value, code.meaning))
 
 
 def _tag_safe(text: str) -> str:
