@@ -265,6 +265,11 @@ def test_output_folder_below_a_file(base, tmp_path, capsys):
     _expect_refused(_segment(base["image"], blocker / "seg.nii.gz"), "is a file, not a folder", capsys, tmp_path)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc (a folder no one can write to)")
+def test_output_in_a_folder_nobody_can_write(base, tmp_path, capsys):
+    _expect_refused(_segment(base["image"], Path("/proc/refsam3d-out/seg.nii.gz")), "cannot write", capsys, tmp_path)
+
+
 def test_output_is_a_folder(base, tmp_path, capsys):
     (tmp_path / "seg.nii.gz").mkdir()
     _expect_refused(_segment(base["image"], tmp_path / "seg.nii.gz"), "is a folder", capsys, tmp_path)
@@ -452,7 +457,7 @@ def test_batch_skips_bad_cases_and_finishes_the_others(base, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_batch_killed_mid_case_resumes_to_whole_outputs(base, tmp_path):
+def test_batch_killed_mid_case_resumes_to_whole_outputs(base, tmp_path, capsys):
     inputs = _folder(tmp_path / "in")
     names = [f"case{n}" for n in range(4)]
     for name in names:
@@ -467,7 +472,5 @@ def test_batch_killed_mid_case_resumes_to_whole_outputs(base, tmp_path):
     assert process.poll() is None, "the batch ended before it could be interrupted"
     process.kill()
     process.communicate(timeout=60)
-    restarted = _cli_process(_batch_argv(inputs, out, base["model"]))
-    _, err = restarted.communicate(timeout=300)
-    assert restarted.returncode == 0, err
+    assert main(_batch_argv(inputs, out, base["model"])) == 0, capsys.readouterr().err  # the restart
     _assert_whole_outputs(out, names)
