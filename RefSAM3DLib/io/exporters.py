@@ -9,6 +9,7 @@ from pathlib import Path
 from .dicomseg_export import write_dicom_seg
 from .errors import ExportError
 from .nifti_export import sidecar_path_for, write_nifti_labelmap
+from .output_names import check_output_name
 from .segments import SegmentOutput
 from .segnrrd_export import write_seg_nrrd
 from .volume import Volume
@@ -43,7 +44,11 @@ def export_format_for(path: str | os.PathLike, fmt: str | None = None) -> str:
 
 
 def output_paths(path: str | os.PathLike, fmt: str) -> list[Path]:
-    """Every file an export to ``path`` in ``fmt`` creates (a NIfTI label map comes with its JSON sidecar)."""
+    """Every file an export to ``path`` in ``fmt`` creates (a NIfTI label map comes with its JSON sidecar).
+
+    ``ExportError`` if the name does not fit the format, so the command line can refuse it before any work.
+    """
+    check_output_name(path, fmt)
     if fmt == "nifti":
         return [Path(path), sidecar_path_for(path)]
     return [Path(path)]

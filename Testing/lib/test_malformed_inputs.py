@@ -248,6 +248,12 @@ def test_unknown_output_extension(base, tmp_path, capsys):
     _expect_refused(_segment(base["image"], tmp_path / "seg.xyz"), "cannot tell the export format", capsys, tmp_path)
 
 
+@pytest.mark.parametrize("name, fmt, expected", [("seg.dcm", "nifti", ".nii or .nii.gz"),
+                                                 ("seg.nrrd", "seg.nrrd", ".seg.nrrd file name")])
+def test_output_name_that_does_not_fit_the_format(name, fmt, expected, base, tmp_path, capsys):
+    _expect_refused(_segment(base["image"], tmp_path / name, extra=["--format", fmt]), expected, capsys, tmp_path)
+
+
 def test_dicom_seg_from_nifti_is_refused(base, tmp_path, capsys):
     _expect_refused(_segment(base["image"], tmp_path / "seg.dcm"), "needs a DICOM series", capsys, tmp_path)
 
