@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=1000)
     parser.add_argument("--every", type=int, default=100, help="sample RSS after this many prompts")
     parser.add_argument("--warmup", type=int, default=200, help="prompts before the reference sample")
-    parser.add_argument("--crop", type=int, nargs=3, default=[80, 80, 64], help="voxels of the centred block")
+    parser.add_argument("--crop", type=int, nargs=3, default=[64, 80, 64], help="voxels of the centred block")
     parser.add_argument("--full", action="store_true", help="use the whole sample CT (slower)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
