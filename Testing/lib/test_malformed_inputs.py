@@ -480,3 +480,26 @@ def test_batch_killed_mid_case_resumes_to_whole_outputs(base, tmp_path, capsys):
     process.communicate(timeout=60)
     assert main(_batch_argv(inputs, out, base["model"])) == 0, capsys.readouterr().err  # the restart
     _assert_whole_outputs(out, names)
+
+
+# ---------------------------------------------------------------------------------------------- in-memory volumes
+@pytest.mark.parametrize("case, expected", [("nan", "NaN"), ("one slice", "2D"), ("spacing 0.0001", "spacing")])
+def test_volumes_built_in_code_get_the_same_checks(case, expected, base):
+    """The Slicer module builds volumes from scene nodes, not files: opening a session runs the same checks."""
+    from engine_fixtures import tiny_predictor
+
+    from RefSAM3DLib.io.errors import VolumeReadError
+    from RefSAM3DLib.io.geometry import VolumeGeometry
+    from RefSAM3DLib.io.volume import Volume
+
+    array, spacing = np.zeros((8, 8, 8), np.float32), (2.0, 2.0, 2.0)
+    if case == "nan":
+        array[1, 2, 3] = np.nan
+    elif case == "one slice":
+        array = np.zeros((8, 8, 1), np.float32)
+    else:
+        spacing = (2.0, 2.0, 0.0001)
+    volume = Volume(array, VolumeGeometry.from_spacing(array.shape, spacing), modality="CT", source="scene node")
+    with pytest.raises(VolumeReadError) as error:
+        tiny_predictor().open(volume)
+    assert expected in str(error.value) and str(error.value).startswith("scene node: ")
