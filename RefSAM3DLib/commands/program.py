@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from ..errors import RefSAM3DError
@@ -42,6 +43,8 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from ..engine.errors import Cancelled
 
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except RefSAM3DError as exc:
@@ -54,6 +57,16 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"refsam3d {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    if category.__module__.startswith("RefSAM3DLib"):
+        print(f"refsam3d: warning: {text}", file=sys.stderr)
+    else:
+        logging.getLogger("refsam3d.warnings").info("%s (%s:%s): %s", category.__name__, filename, lineno, text)
 
 
 def run_one(command: str, add_parser: Callable, argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ returns the path to give the command line. Images are tiny so a whole suite of t
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import struct
 from pathlib import Path
@@ -203,7 +202,7 @@ class _RunsCode:
 def code_checkpoint(path: Path, marker: Path) -> Path:
     import torch
 
-    torch.save({"format": "refsam3d", "payload": _RunsCode(marker)}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    torch.save({"format": "refsam3d", "payload": _RunsCode(marker)}, path)
     return path
 
 

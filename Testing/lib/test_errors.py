@@ -66,3 +66,19 @@ def test_cli_reports_cancel_with_code_130(capsys):
 def test_cli_lets_other_errors_surface_as_bugs():
     with pytest.raises(KeyError):
         program.run(_program(KeyError("")), ["probe"])
+
+
+def test_other_libraries_warnings_do_not_add_lines(capsys):
+    import warnings
+
+    class _LibraryWarning(UserWarning):
+        pass
+
+    def add_parser(sub) -> None:
+        parser = sub.add_parser("probe")
+        parser.set_defaults(func=lambda args: warnings.warn("noisy library detail", _LibraryWarning, stacklevel=1))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert program.run(program.new_parser("probe", [add_parser]), ["probe"]) == 0
+    assert capsys.readouterr().err == ""
