@@ -47,7 +47,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cases.datalist import load_datalist
     from ..training.trainer import TrainConfig, train
+    from .arguments import check_device
 
+    check_device(args.device)
     load_datalist(args.datalist, args.data_root)  # a broken datalist is reported before a model is built
 
     cfg = TrainConfig(

@@ -237,8 +237,15 @@ def test_bad_option_is_refused_before_the_model(case, base, tmp_path, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
-def test_cuda_without_a_gpu_is_refused(base, tmp_path, capsys):
-    argv = _segment(base["image"], tmp_path / "o.nii.gz")
+@pytest.mark.parametrize("command", ["segment", "batch", "train"])
+def test_cuda_without_a_gpu_is_refused(command, base, tmp_path, capsys):
+    if command == "segment":
+        argv = _segment(base["image"], tmp_path / "o.nii.gz")
+    elif command == "batch":
+        argv = ["batch", "--inputs", str(base["folder"]), "--prompt", "liver", "--out", str(tmp_path / "out"),
+                "--model", NEVER_LOADED, "--device", "cpu"]
+    else:
+        argv = ["train", "--datalist", str(tmp_path / "data.yaml"), "--out", str(tmp_path / "run"), "--device", "cpu"]
     argv[argv.index("--device") + 1] = "cuda"
     _expect_refused(argv, "no CUDA GPU", capsys, tmp_path)
 
