@@ -50,6 +50,12 @@ def _case_name(path: Path) -> str:
     return name
 
 
+def _output_names(path: Path, fmt: str) -> list[str]:
+    """The files a case writes: its segmentation, a NIfTI's JSON sidecar, and the optional preview."""
+    name = _case_name(path)
+    return [name + OUTPUT_SUFFIX[fmt], name + ".json", name + ".png"]
+
+
 def list_inputs(spec: str) -> list[Path]:
     path = Path(spec)
     if path.is_file() and path.suffix.lower() == ".txt":
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out / ".refsam3d-batch-probe", overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    remove_stale_temporaries(out, {name for p in mine for name in _output_names(p, args.format)})
     todo = [p for p in mine if not (out / (_case_name(p) + OUTPUT_SUFFIX[args.format])).exists()]
     print(f"rank {rank}/{world}: {len(mine)} scans, {len(mine) - len(todo)} already done", file=sys.stderr)
     if not todo:

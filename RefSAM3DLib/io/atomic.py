@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import OutputExistsError, OutputWriteError
 
-_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{12}(\..*)?$")
+_TEMPORARY = re.compile(r"^\.(.+)\.tmp-[0-9a-f]{12}(\..*)?$")  # .<stem>.tmp-<hex><extension>
 
 
 def full_extension(name: str) -> str:
@@ -59,11 +59,15 @@ def _reason(error: OSError) -> str:
     return error.strerror or type(error).__name__
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete temporaries an interrupted ``atomic_output`` left in ``folder``; return what was removed."""
+def remove_stale_temporaries(folder: str | os.PathLike, targets: set[str]) -> list[Path]:
+    """Delete temporaries an interrupted ``atomic_output`` left in ``folder`` for the file names in ``targets``.
+
+    Only those names: another process (a second batch rank) may be writing its own files there right now.
+    """
     removed = []
     for entry in Path(folder).iterdir():
-        if entry.is_file() and _TEMPORARY.match(entry.name):
+        match = _TEMPORARY.match(entry.name)
+        if match and entry.is_file() and match.group(1) + (match.group(2) or "") in targets:
             entry.unlink()
             removed.append(entry)
     return removed
