@@ -1,11 +1,47 @@
-"""Parsing of command-line values (points, boxes, devices) into engine types, with one-line errors."""
+"""Parsing and checking of command-line values (points, boxes, devices, thresholds, prompts), with one-line errors.
+
+Everything here runs before a model is loaded, so a typo costs nothing. ``join_negative_values`` lets
+``--point -52.6,95.9,-256.5`` through argparse, which otherwise takes a leading '-' for an option.
+"""
 from __future__ import annotations
 
 import argparse
+import re
+
+from ..errors import RefSAM3DError
+
+VALUE_OPTIONS = ("--point", "--box")
+_NUMBER_LIST = re.compile(r"^-([0-9.]|inf|nan)", re.IGNORECASE)
+MAX_PROMPT_CHARACTERS = 200
 
 
-class UsageError(ValueError):
+class UsageError(RefSAM3DError, ValueError):
     """Bad command-line input: printed as one line, exit code 2."""
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """'--point' '-52.6,95.9,1' -> '--point=-52.6,95.9,1' so argparse does not read the value as an option."""
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        item = argv[index]
+        if item in VALUE_OPTIONS and index + 1 < len(argv) and _NUMBER_LIST.match(argv[index + 1]):
+            joined.append(f"{item}={argv[index + 1]}")
+            index += 2
+            continue
+        joined.append(item)
+        index += 1
+    return joined
+
+
+def _numbers(option: str, text: str, example: str) -> list[float]:
+    try:
+        values = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: values must be numbers in RAS mm, e.g. {option} {example}") from None
+    if not all(abs(v) < 1e6 for v in values):  # also refuses nan and inf
+        raise UsageError(f"{option} {text!r}: coordinates must be finite millimetres, e.g. {option} {example}")
+    return values
 
 
 def parse_point(text: str) -> tuple[tuple[float, float, float], bool]:
@@ -19,21 +55,53 @@ def parse_point(text: str) -> tuple[tuple[float, float, float], bool]:
         parts = parts[:3]
     if len(parts) != 3:
         raise UsageError(f"--point {text!r}: expected R,A,S[,+|-] in mm, e.g. --point 12.5,-30,40")
-    try:
-        return (float(parts[0]), float(parts[1]), float(parts[2])), sign
-    except ValueError:
-        raise UsageError(f"--point {text!r}: coordinates must be numbers (RAS mm)") from None
+    x, y, z = _numbers("--point", ",".join(parts), "12.5,-30,40")
+    return (x, y, z), sign
 
 
 def parse_box(text: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"--box {text!r}: values must be numbers (two RAS corners in mm)") from None
+    values = _numbers("--box", text, "-40,-20,10,30,45,80")
     if len(values) != 6:
         raise UsageError(f"--box {text!r}: expected R1,A1,S1,R2,A2,S2 (two opposite corners, RAS mm)")
+    if any(values[i] == values[i + 3] for i in range(3)):
+        raise UsageError(f"--box {text!r}: the box is flat (two corners share a coordinate); give opposite corners")
     return (values[0], values[1], values[2]), (values[3], values[4], values[5])
+
+
+def check_prompt_text(text: str) -> str:
+    """One --prompt: printable, not too long, and naming at least one word the vocabulary knows."""
+    from ..vocab.matcher import knows_any_word
+
+    if not text.strip():
+        raise UsageError("--prompt is empty; type what to segment, e.g. --prompt 'liver'")
+    if any(not ch.isprintable() for ch in text):
+        raise UsageError(f"--prompt {text!r} holds control characters; type plain words, e.g. --prompt 'liver'")
+    if len(text) > MAX_PROMPT_CHARACTERS:
+        raise UsageError(f"--prompt is {len(text)} characters long; name one structure in at most "
+                         f"{MAX_PROMPT_CHARACTERS} characters, e.g. --prompt 'left kidney'")
+    if not knows_any_word(text):
+        raise UsageError(f"--prompt {text[:60]!r}: no structure or word RefSAM3D knows; name an anatomical "
+                         "structure or finding in English, e.g. 'liver', 'left kidney', 'liver cyst'")
+    return text
+
+
+def check_device(device: str) -> str:
+    """'cuda' only where a CUDA GPU is usable; checked before the model is loaded."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA GPU is available here; use --device cpu (or auto)")
+    return device
+
+
+def check_postprocessing(args: argparse.Namespace) -> None:
+    if not 0.0 < args.threshold < 1.0:
+        raise UsageError(f"--threshold {args.threshold:g}: must be a probability between 0 and 1 (default 0.5)")
+    if args.presence_threshold is not None and not 0.0 <= args.presence_threshold <= 1.0:
+        raise UsageError(f"--presence-threshold {args.presence_threshold:g}: must be between 0 and 1")
+    if not 0.0 <= args.min_size_ml < 1e6:
+        raise UsageError(f"--min-size-ml {args.min_size_ml:g}: must be 0 or a positive volume in mL")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,10 @@
 """`refsam3d batch`: segment many scans with one model load; resumable and shardable across ranks.
 
 Inputs: a folder (image files and/or DICOM series sub-folders) or a text file with one path per line.
-A case whose output already exists is skipped, so an interrupted batch continues where it stopped.
+A case whose output already exists is skipped, so an interrupted batch continues where it stopped: outputs
+are written atomically (the main file last), and temporaries a killed run left behind are removed first.
+A case with bad input (damaged file, broken DICOM series, ...) is reported in one line and skipped; the
+others still run, and the exit code is 1 when any case failed.
 Under `torchrun --nproc_per_node N -m RefSAM3DLib.commands.batch ...` each rank takes every N-th case
 (and its own GPU).
 """
@@ -12,7 +15,14 @@ import os
 import sys
 from pathlib import Path
 
-from .arguments import UsageError, add_model_arguments, add_postprocessing_arguments
+from .arguments import (
+    UsageError,
+    add_model_arguments,
+    add_postprocessing_arguments,
+    check_device,
+    check_postprocessing,
+    check_prompt_text,
+)
 from .progress import ProgressBar
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -38,6 +48,12 @@ def _case_name(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def _output_names(path: Path, fmt: str) -> list[str]:
+    """The files a case writes: its segmentation, a NIfTI's JSON sidecar, and the optional preview."""
+    name = _case_name(path)
+    return [name + OUTPUT_SUFFIX[fmt], name + ".json", name + ".png"]
 
 
 def list_inputs(spec: str) -> list[Path]:
@@ -67,21 +83,26 @@ def _rank_world() -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.errors import PromptError
     from ..engine.postprocess import PostProcessing
     from ..engine.predictor import RefSAM3DPredictor
     from ..engine.prompts import Prompt
-    from ..io.errors import VolumeReadError
+    from ..errors import RefSAM3DError
+    from ..io.atomic import check_writable, remove_stale_temporaries
+    from ..io.checks import check_output_possible
     from ..io.exporters import export_segments
     from ..io.preview import write_preview_png
     from ..io.readers import read_volume
 
+    prompts = [Prompt(text=check_prompt_text(t)) for t in args.prompt]
+    check_postprocessing(args)
+    check_device(args.device)
     inputs = list_inputs(args.inputs)
-    prompts = [Prompt(text=t) for t in args.prompt]
     rank, world = _rank_world()
     mine = inputs[rank::world]
     out = Path(args.out)
+    check_writable(out / ".refsam3d-batch-probe", overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, {name for p in mine for name in _output_names(p, args.format)})
     todo = [p for p in mine if not (out / (_case_name(p) + OUTPUT_SUFFIX[args.format])).exists()]
     print(f"rank {rank}/{world}: {len(mine)} scans, {len(mine) - len(todo)} already done", file=sys.stderr)
     if not todo:
@@ -100,16 +121,19 @@ def run(args: argparse.Namespace) -> int:
             target = out / (_case_name(path) + OUTPUT_SUFFIX[args.format])
             try:
                 volume = read_volume(path)
+                check_output_possible(volume, args.format, target)
                 results = predictor.open(volume).segment(prompts, postprocessing=post,
                                                         presence_threshold=args.presence_threshold)
-                export_segments(target, results, volume, fmt=args.format)
+                # the main output does not exist (else the case was skipped): files beside it (a NIfTI sidecar,
+                # a preview) can only be left from an interrupted run of this batch, so they are replaced
+                export_segments(target, results, volume, fmt=args.format, overwrite=True)
                 if args.preview:
                     write_preview_png(out / (_case_name(path) + ".png"), volume, results, overwrite=True)
                 found = ", ".join(r.name for r in results if r.found) or "nothing"
                 print(f"{path}: found {found}", file=sys.stderr)
-            except (VolumeReadError, PromptError, ValueError) as exc:
+            except RefSAM3DError as exc:
                 failed.append(path)
-                print(f"{path}: skipped: {str(exc).splitlines()[0]}", file=sys.stderr)
+                print(f"{path}: skipped: {' '.join(str(exc).split())}", file=sys.stderr)
             bar((n + 1) / len(todo), _case_name(path))
     if failed:
         print(f"{len(failed)} of {len(todo)} scans failed (listed above); rerun to retry them", file=sys.stderr)
@@ -117,10 +141,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
-    from ..cli import main as cli_main
+def main(argv: list[str] | None = None) -> int:
+    from .program import run_one
 
-    return cli_main(["batch", *sys.argv[1:]])
+    return run_one("batch", add_parser, argv)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from ..io.exporters import export_segments
     from ..io.preview import write_preview_png
     from ..io.readers import read_volume
+    from .arguments import check_device
     from .segment import summary_lines
 
+    check_device(args.device)
     out = Path(args.out)
     targets = {name: out / name for name in ("segmentation.nii.gz", "segmentation.seg.nrrd", "preview.png",
                                              "summary.md")}

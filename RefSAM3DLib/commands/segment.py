@@ -8,10 +8,20 @@ from pathlib import Path
 from ..engine.postprocess import PostProcessing
 from ..engine.prompts import Prompt
 from ..io.atomic import check_writable
-from ..io.exporters import export_format_for, export_segments
+from ..io.checks import check_output_possible
+from ..io.exporters import export_format_for, export_segments, output_paths
 from ..io.preview import write_preview_png
 from ..io.readers import read_volume
-from .arguments import UsageError, add_model_arguments, add_postprocessing_arguments, parse_box, parse_point
+from .arguments import (
+    UsageError,
+    add_model_arguments,
+    add_postprocessing_arguments,
+    check_device,
+    check_postprocessing,
+    check_prompt_text,
+    parse_box,
+    parse_point,
+)
 from .progress import ProgressBar
 
 
@@ -40,8 +50,7 @@ def build_prompts(texts: list[str], points: list[str], box: str | None) -> list[
     """One Prompt per --prompt; the clicks and box join the last one (or form a click-only prompt)."""
     clicks = [parse_point(p) for p in points]
     corners = parse_box(box) if box else None
-    if any(not t.strip() for t in texts):
-        raise UsageError("--prompt is empty; type what to segment, e.g. --prompt 'liver'")
+    texts = [check_prompt_text(t) for t in texts]
     if not texts and not clicks and corners is None:
         raise UsageError("nothing to segment: give --prompt TEXT and/or --point/--box")
     prompts = [Prompt(text=t) for t in texts[:-1]]
@@ -60,18 +69,39 @@ def summary_lines(results, elapsed: float) -> list[str]:
     return lines
 
 
+def check_clicks_inside(prompts: list[Prompt], volume) -> None:
+    """A click or box centre outside the image is refused before the model loads (same rule as the engine)."""
+    import numpy as np
+
+    for prompt in prompts:
+        if prompt.points:
+            points = prompt.points_array()
+            outside = ~volume.geometry.contains_ras(points)
+            if outside.any():
+                x, y, z = points[int(np.argmax(outside))]
+                raise UsageError(f"--point {x:g},{y:g},{z:g} is outside the volume ({volume.geometry.describe()}); "
+                                 "click inside the image (RAS mm)")
+        if prompt.box is not None and not volume.geometry.contains_ras(prompt.box_corners().mean(0, keepdims=True))[0]:
+            raise UsageError(f"--box centre is outside the volume ({volume.geometry.describe()}); "
+                             "draw the box on the image (RAS mm)")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engine.predictor import RefSAM3DPredictor
 
     start = time.perf_counter()
+    # everything that can be wrong with the input is checked before the model is loaded
     prompts = build_prompts(args.prompt, args.point, args.box)
+    check_postprocessing(args)
     fmt = export_format_for(args.out, args.format)
-    check_writable(args.out, args.overwrite)
+    check_device(args.device)
+    for path in output_paths(args.out, fmt):
+        check_writable(path, args.overwrite)
     if args.preview:
         check_writable(args.preview, args.overwrite)
     volume = read_volume(args.image, modality=args.modality, frame=args.frame)
-    if fmt == "dicom-seg" and not volume.dicom_files:
-        raise UsageError(f"{args.out}: DICOM-SEG needs a DICOM series as --image; write .nii.gz or .seg.nrrd instead")
+    check_output_possible(volume, fmt, args.out)
+    check_clicks_inside(prompts, volume)
     predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device)
     post = PostProcessing(threshold=args.threshold, largest_component=args.largest_component,
                           fill_holes=args.fill_holes, min_size_ml=args.min_size_ml)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,7 +49,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cases.datalist import load_datalist
     from ..training.trainer import TrainConfig, train
+    from .arguments import check_device
+
+    check_device(args.device)
+    load_datalist(args.datalist, args.data_root)  # a broken datalist is reported before a model is built
 
     cfg = TrainConfig(
         datalist=args.datalist, out_dir=args.out, model_config=args.config, steps=args.steps,
@@ -77,6 +81,6 @@ def _rank() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import main as cli_main
+    from .program import run_one
 
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+    return run_one("train", add_parser, argv)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..io.checks import check_volume
 from ..io.volume import Volume
 from ..modeling.checkpoint import load_refsam3d
 from ..modeling.refsam3d import RefSAM3D
@@ -112,4 +113,6 @@ class RefSAM3DPredictor:
 
     # ------------------------------------------------------------------ sessions
     def open(self, volume: Volume, modality: str | None = None) -> Session:
+        """A session on ``volume``; ``VolumeReadError`` first if its data cannot be segmented (NaN, bad spacing)."""
+        check_volume(volume)
         return Session(self, volume, modality)

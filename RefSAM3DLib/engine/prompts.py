@@ -7,6 +7,8 @@ import numpy as np
 
 from .errors import PromptError
 
+MAX_TEXT_CHARACTERS = 200  # a structure name, not a report
+
 
 @dataclass
 class Prompt:
@@ -19,9 +21,15 @@ class Prompt:
 
     def __post_init__(self) -> None:
         if self.text is not None:
-            self.text = " ".join(str(self.text).split())
+            raw = str(self.text)
+            if any(not ch.isprintable() and not ch.isspace() for ch in raw):
+                raise PromptError(f"text prompt {raw[:40]!r} holds control characters; type plain words, e.g. 'liver'")
+            self.text = " ".join(raw.split())
             if not self.text:
                 raise PromptError("empty text prompt; type what to segment, e.g. 'liver'")
+            if len(self.text) > MAX_TEXT_CHARACTERS:
+                raise PromptError(f"text prompt is {len(self.text)} characters long; name one structure in at most "
+                                  f"{MAX_TEXT_CHARACTERS} characters, e.g. 'left kidney'")
         if self.points and not self.point_labels:
             self.point_labels = [True] * len(self.points)
         if len(self.points) != len(self.point_labels):

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cases.datalist import Case
+from ..cases.validation import check_case
+from ..cases.vocabulary_bridge import concept_of, negatives_pool
 from ..engine.predictor import RefSAM3DPredictor
 from ..engine.prompts import Prompt
 from ..io.readers import read_label_volume, read_volume
-from ..training.case_cache import check_case
-from ..training.datalist import Case
-from ..training.vocabulary_bridge import concept_of, negatives_pool
 from .metrics import CaseMetrics, evaluate_case
 
 

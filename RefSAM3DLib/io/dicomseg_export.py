@@ -3,6 +3,11 @@
 A SEG frame is tied to one source instance, so the mask must be cut along the source series' own slices:
 the DICOM series reader makes i = column, j = row and k = the slice order of ``volume.dicom_files``; a frame
 for slice k is therefore ``mask[:, :, k].T`` (rows x columns).
+
+Real series are often anonymised in ways that break strict writers (a blank SOPClassUID with the class only in
+the file meta, no patient or study dates). ``source_headers`` reads the sources' headers and completes the
+in-memory copies from what the files do say; the source files themselves are never changed. It is also the
+check, run before the model, that a DICOM-SEG can be written for the series at all.
 """
 from __future__ import annotations
 
@@ -34,9 +39,7 @@ def write_dicom_seg(path: str | os.PathLike, segments: Sequence[SegmentOutput], 
         raise ExportError(path, "DICOM-SEG needs a volume read from a DICOM series (this one came from "
                                 f"{volume.source or 'memory'})", "export as NIfTI or .seg.nrrd instead")
     check_writable(path, overwrite)
-    # highdicom needs the source headers only; skipping pixel data keeps large series cheap
-    sources = [pydicom.dcmread(name, stop_before_pixels=True) for name in volume.dicom_files]
-    _check_sources_match(path, sources, volume)
+    sources = source_headers(path, volume)
     kept = [segment for segment in segments if _mask_of(segment, volume).any()]
     skipped = [segment.name for segment in segments if segment not in kept]
     if not kept:
@@ -64,6 +67,49 @@ def write_dicom_seg(path: str | os.PathLike, segments: Sequence[SegmentOutput], 
     with atomic_output(path, overwrite) as temporary:
         seg.save_as(temporary)
     return path, skipped
+
+
+# Type 2 attributes highdicom copies from the first source: present (possibly empty) in every valid SEG.
+_PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+                      "StudyDate", "StudyTime", "ReferringPhysicianName")
+_REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Rows", "Columns",
+             "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+
+
+def source_headers(path: str | os.PathLike, volume: Volume) -> list[pydicom.Dataset]:
+    """The sources' headers, completed in memory so a valid SEG can reference them; ``ExportError`` if impossible."""
+    datasets = []
+    for name in volume.dicom_files:
+        try:
+            # highdicom needs the source headers only; skipping pixel data keeps large series cheap
+            dataset = pydicom.dcmread(name, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - any unreadable source means the same to the user
+            raise ExportError(path, f"source DICOM file {name} cannot be read", "re-read the series") from None
+        datasets.append(_completed(path, name, dataset))
+    _check_sources_match(path, datasets, volume)
+    return datasets
+
+
+def _completed(path, name: str, dataset: pydicom.Dataset) -> pydicom.Dataset:
+    meta = getattr(dataset, "file_meta", None) or pydicom.Dataset()
+    for keyword, meta_keyword in (("SOPClassUID", "MediaStorageSOPClassUID"),
+                                  ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+        if not str(dataset.get(keyword, "") or "").strip():
+            value = str(meta.get(meta_keyword, "") or "").strip()
+            if not value:
+                raise ExportError(path, f"source {name} has no {keyword} (neither in the data set nor in its file "
+                                        "meta)", "export as NIfTI or .seg.nrrd instead")
+            setattr(dataset, keyword, value)
+    missing = [keyword for keyword in _REQUIRED if not str(dataset.get(keyword, "") or "").strip()]
+    if missing:
+        raise ExportError(path, f"source {name} has no {', '.join(missing)}, which a DICOM-SEG must reference",
+                          "export as NIfTI or .seg.nrrd instead")
+    if not str(dataset.get("Modality", "") or "").strip():
+        dataset.Modality = "OT"
+    for keyword in _PATIENT_AND_STUDY:
+        if keyword not in dataset:
+            setattr(dataset, keyword, "")
+    return dataset
 
 
 def _describe(number: int, segment: SegmentOutput) -> hd.seg.SegmentDescription:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .dicomseg_export import write_dicom_seg
-from .nifti_export import write_nifti_labelmap
+from .errors import ExportError
+from .nifti_export import sidecar_path_for, write_nifti_labelmap
+from .output_names import check_output_name
 from .segments import SegmentOutput
 from .segnrrd_export import write_seg_nrrd
 from .volume import Volume
@@ -25,20 +27,31 @@ class ExportResult:
 
 def export_format_for(path: str | os.PathLike, fmt: str | None = None) -> str:
     """The format to write: ``fmt`` if given, else the one the file name's extension implies."""
-    accepted = f"use fmt one of {', '.join(FORMATS)} or a file name ending in {', '.join(EXTENSIONS)}"
+    accepted = f"use a file name ending in {', '.join(EXTENSIONS)} or a format one of {', '.join(FORMATS)}"
     if fmt is not None:
         normalized = fmt.strip().lower().lstrip(".")
         aliases = {"nii": "nifti", "nii.gz": "nifti", "segnrrd": "seg.nrrd", "dicomseg": "dicom-seg", "dcm": "dicom-seg",
                    "seg": "dicom-seg"}
         normalized = aliases.get(normalized, normalized)
         if normalized not in FORMATS:
-            raise ValueError(f"{path}: unknown export format {fmt!r}; {accepted}")
+            raise ExportError(path, f"unknown export format {fmt!r}", accepted)
         return normalized
     name = Path(path).name.lower()
     for extension, format_name in EXTENSIONS.items():
         if name.endswith(extension):
             return format_name
-    raise ValueError(f"{path}: cannot tell the export format from the file name; {accepted}")
+    raise ExportError(path, "cannot tell the export format from the file name", accepted)
+
+
+def output_paths(path: str | os.PathLike, fmt: str) -> list[Path]:
+    """Every file an export to ``path`` in ``fmt`` creates (a NIfTI label map comes with its JSON sidecar).
+
+    ``ExportError`` if the name does not fit the format, so the command line can refuse it before any work.
+    """
+    check_output_name(path, fmt)
+    if fmt == "nifti":
+        return [Path(path), sidecar_path_for(path)]
+    return [Path(path)]
 
 
 def export_segments(path: str | os.PathLike, segments: Sequence[SegmentOutput], volume: Volume,

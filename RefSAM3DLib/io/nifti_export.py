@@ -17,6 +17,7 @@ from ..vocab.codes import Code, Terminology
 from .atomic import atomic_output, check_writable
 from .errors import ExportError
 from .geometry import VolumeGeometry
+from .output_names import check_output_name
 from .provenance import ALGORITHM_NAME, refsam3d_version
 from .segments import SegmentOutput
 
@@ -36,9 +37,7 @@ def sidecar_path_for(path: str | os.PathLike) -> Path:
 def write_nifti_labelmap(path: str | os.PathLike, segments: Sequence[SegmentOutput], geometry: VolumeGeometry,
                          overwrite: bool = False) -> tuple[Path, Path]:
     """Write label value = segment index + 1 on the exact input grid, and the ``<stem>.json`` sidecar."""
-    path = Path(path)
-    if not path.name.lower().endswith((".nii", ".nii.gz")):
-        raise ExportError(path, "a NIfTI label map needs a .nii or .nii.gz file name", "rename the output")
+    path = check_output_name(path, "nifti")
     sidecar = sidecar_path_for(path)
     check_writable(path, overwrite)
     check_writable(sidecar, overwrite)

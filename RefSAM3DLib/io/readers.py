@@ -3,6 +3,9 @@
 Everything goes through SimpleITK so that NIfTI, NRRD, MetaImage and DICOM series share one geometry path:
 ITK reports origin, spacing and direction in LPS, we build the IJK->LPS matrix from them and convert once to
 RAS with ``VolumeGeometry.from_lps``. ITK arrays are [k, j, i]; volumes are [i, j, k] (the NIfTI/nibabel order).
+
+Nothing damaged gets through: files are checked to be whole (``completeness``), DICOM series to be one regular
+grid (``dicom_checks``) and every volume to hold usable data (``checks.check_volume``) before it is returned.
 """
 from __future__ import annotations
 
@@ -12,9 +15,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .checks import check_volume
+from .completeness import check_file_complete
+from .dicom_checks import check_series
 from .errors import VolumeReadError
 from .geometry import VolumeGeometry
 from .volume import Volume
+
+sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warnings go to stderr; every problem here is an error
 
 IMAGE_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 SUPPORTED = "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) or a DICOM series folder"
@@ -27,14 +35,18 @@ def read_volume(path: str | os.PathLike, modality: str | None = None, frame: int
     if not path.exists():
         raise VolumeReadError(path, "no such file or folder", "check the path")
     if path.is_dir() or _is_dicom_file(path):
-        return _read_dicom_series(path, modality, series_uid)
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError:
-        raise VolumeReadError(path, "not a readable image (unsupported or damaged file)",
-                              f"use {SUPPORTED}") from None
-    image = _select_frame(image, path, frame)
-    return Volume(array=_array_ijk(image), geometry=_geometry(image, path), modality=modality, source=str(path))
+        volume = _read_dicom_series(path, modality, series_uid)
+    else:
+        check_file_complete(path)
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError:
+            raise VolumeReadError(path, "not a readable image (unsupported or damaged file)",
+                                  f"use {SUPPORTED}") from None
+        image = _select_frame(image, path, frame)
+        volume = Volume(array=_array_ijk(image), geometry=_geometry(image, path), modality=modality, source=str(path))
+    check_volume(volume, path)
+    return volume
 
 
 def read_label_volume(path: str | os.PathLike) -> Volume:
@@ -123,12 +135,13 @@ def _read_dicom_series(path: Path, modality: str | None, series_uid: str | None)
     if series_uid is None:
         if len(uids) > 1:
             listing = ", ".join(f"{uid} ({len(_series_files(folder, uid))} slices)" for uid in uids)
-            raise VolumeReadError(folder, f"{len(uids)} DICOM series: {listing}", "pass series_uid=<one of them>")
+            raise VolumeReadError(folder, f"{len(uids)} DICOM series: {listing}", "point to one file of the series you want (or pass series_uid=...)")
         series_uid = uids[0]
     elif series_uid not in uids:
         raise VolumeReadError(folder, f"no DICOM series {series_uid} (found: {', '.join(uids)})",
                               "pass one of the listed series_uid values")
     files = _series_files(folder, series_uid)
+    check_series(folder, series_uid, files)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import slicerio
 
-from ..vocab.codes import Code
 from ..vocab.slicer_terminology import slicer_terminology_string
 from .atomic import atomic_output, check_writable
 from .errors import ExportError
 from .geometry import VolumeGeometry
+from .output_names import check_output_name
 from .provenance import ALGORITHM_NAME, refsam3d_version
 from .segments import SegmentOutput
 
@@ -25,9 +25,7 @@ from .segments import SegmentOutput
 def write_seg_nrrd(path: str | os.PathLike, segments: Sequence[SegmentOutput], geometry: VolumeGeometry,
                    overwrite: bool = False) -> Path:
     """Write every segment (also "not found" ones, which stay empty) into one Slicer segmentation file."""
-    path = Path(path)
-    if not path.name.lower().endswith(".seg.nrrd"):
-        raise ExportError(path, "a Slicer segmentation needs a .seg.nrrd file name", "rename the output")
+    path = check_output_name(path, "seg.nrrd")
     check_writable(path, overwrite)
     segmentation = build_segmentation(segments, geometry)
     with atomic_output(path, overwrite) as temporary:
@@ -62,12 +60,6 @@ def build_segmentation(segments: Sequence[SegmentOutput], geometry: VolumeGeomet
             },
         })
     return segmentation
-
-
-def _code_string(code: Code | None) -> str:
-    if code is None:
-        return "^^"
-    return "^".join(_tag_safe(part) for part in (code.scheme, code.value, code.meaning))
 
 
 def _tag_safe(text: str) -> str:

@@ -104,6 +104,12 @@ def _apply(model: RefSAM3D, data: dict[str, Any], path: str | Path) -> dict[str,
 def load_refsam3d(path: str | Path) -> tuple[RefSAM3D, dict[str, Any]]:
     """Rebuild a model from the config stored in a checkpoint and load its weights."""
     data = read_checkpoint(path)
-    model = create_model(RefSAM3DConfig.from_dict(data["config"]))
-    metadata = _apply(model, data, path)
+    try:
+        model = create_model(RefSAM3DConfig.from_dict(data["config"]))
+        metadata = _apply(model, data, path)
+    except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: its config and weights do not fit together ({type(exc).__name__}); the "
+                              "checkpoint is damaged or edited -- use the original file") from None
     return model.eval(), metadata

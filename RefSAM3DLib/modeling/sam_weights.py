@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import RefSAM3DError
 from .refsam3d import RefSAM3D
 
 SAM_VIT_B = {"embed_dim": 768, "depth": 12, "global_blocks": (2, 5, 8, 11), "patch": 16, "pos_grid": 64}
@@ -31,7 +32,7 @@ class WeightLoadReport:
                 f"{len(self.skipped)} source tensors unused")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RefSAM3DError, ValueError):
     """A weight file that cannot be used, with a message that says what is wrong and what to do."""
 
 

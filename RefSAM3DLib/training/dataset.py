@@ -22,7 +22,6 @@ from .crops import CropConfig, sample_crop
 from .prompt_simulation import PromptSample, simulate_prompts
 from .vocabulary_bridge import StructureText, absent_groups, allowed, negatives_pool, structures_of
 
-
 MUSCULOSKELETAL_WEIGHT = 1 / 3
 _MUSCULOSKELETAL = ("vertebra", "rib", "hip", "femur", "humerus", "scapula", "clavicula", "sacrum", "gluteus",
                     "autochthon", "iliopsoas", "costal", "sternum", "skull", "intervertebral", "spinal_canal")

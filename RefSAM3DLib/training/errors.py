@@ -1,5 +1,4 @@
-"""A datalist or training input that cannot be used, named precisely."""
+"""Training's name for the dataset error (defined in ``cases``, which evaluation shares)."""
+from ..cases.errors import DatasetError
 
-
-class DatasetError(ValueError):
-    """'<file>: <what is wrong>; <what to do>' for a datalist entry, image or label."""
+__all__ = ["DatasetError"]

@@ -139,25 +139,17 @@ def get_concept(concept_id: str) -> Concept:
         raise KeyError(f"no structure concept with id {concept_id!r}") from None
 
 
-def concept_for_label_name(raw_name: str) -> Concept | None:
-    """Concept for a label-map name ("kidney_left", "vertebrae_L1", "peritumoral edema", "lung tumor (ROI)").
+def concept_by_label_name(raw_name: str) -> Concept | None:
+    """Concept whose label name (TotalSegmentator v1/v2/total_mr, data-set aliases) is exactly ``raw_name``.
 
-    Exact names first (TotalSegmentator v1/v2/total_mr and data-set aliases), then case-insensitive, then the
-    free-text matcher, which also never flips laterality. None when nothing fits.
+    Exact spelling first, then case-insensitive; None otherwise (``label_names.concept_for_label_name`` then
+    tries the free-text matcher).
     """
     if not raw_name or not raw_name.strip():
         return None
     _, by_raw, by_lowercase = _catalogue()
     name = raw_name.strip()
-    if name in by_raw:
-        return by_raw[name]
-    if name.lower() in by_lowercase:
-        return by_lowercase[name.lower()]
-    from .matcher import resolve  # the matcher needs the catalogue, so import it late
-
-    cleaned = re.sub(r"[_\-]+", " ", name)
-    match = resolve(cleaned)
-    return match.concept if match.matched else None
+    return by_raw.get(name) or by_lowercase.get(name.lower())
 
 
 def generic_terminology(free_text: str) -> Terminology:

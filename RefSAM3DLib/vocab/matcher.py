@@ -319,3 +319,11 @@ def resolve(text: str) -> Match:
     if concept is not None:
         return Match(concept, ratio, method="fuzzy", **fields)
     return Match(None, min(ratio, MATCH_THRESHOLD - 0.01), **fields)
+
+
+def knows_any_word(text: str) -> bool:
+    """True when ``text`` matches a concept or holds at least one word of the vocabulary (e.g. 'cyst')."""
+    if resolve(text).matched:
+        return True
+    vocabulary = set(_index().vocabulary)
+    return any(token in vocabulary for token in parse(text or "").tokens)

@@ -5,8 +5,10 @@ so every message names the file, where it is expected, and how to provide it by 
 """
 from __future__ import annotations
 
+from ..errors import RefSAM3DError
 
-class ZooError(RuntimeError):
+
+class ZooError(RefSAM3DError, RuntimeError):
     """Base class: anything that stops a model file from being found or trusted."""
 
 

@@ -1,5 +1,8 @@
 """The one error type the module raises for bad input, so the Widget can show its message as-is."""
-from RefSAM3DLib.errors import RefSAM3DError
+try:
+    from RefSAM3DLib.errors import RefSAM3DError
+except ImportError:  # the library is installed on first use; before that nothing can raise its errors
+    RefSAM3DError = Exception
 
 
 class InputError(RefSAM3DError, ValueError):

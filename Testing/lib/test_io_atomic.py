@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from RefSAM3DLib.io.atomic import atomic_output, full_extension
+from RefSAM3DLib.io.atomic import atomic_output, full_extension, remove_stale_temporaries
 from RefSAM3DLib.io.errors import OutputExistsError
 
 
@@ -61,3 +61,25 @@ def test_missing_parent_folders_are_created(tmp_path):
     with atomic_output(target) as temporary:
         temporary.write_text("{}")
     assert target.read_text() == "{}"
+
+
+def test_only_the_named_outputs_stale_temporaries_are_removed(tmp_path):
+    """A killed run's leftovers go; another writer's temporaries and the user's own files stay."""
+    mine = [tmp_path / ".a.tmp-0123456789ab.nii.gz", tmp_path / ".ct.tmp-abcdefabcdef.v2.json"]
+    others = [tmp_path / ".b.tmp-0123456789ab.nii.gz", tmp_path / ".a.hidden", tmp_path / "a.nii.gz"]
+    for path in mine + others:
+        path.write_text("x")
+    removed = remove_stale_temporaries(tmp_path, {"a.nii.gz", "ct.v2.json"})
+    assert sorted(removed) == sorted(mine)
+    assert all(path.exists() for path in others)
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path):
+    from RefSAM3DLib.io.errors import OutputWriteError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file")
+    with pytest.raises(OutputWriteError) as error, atomic_output(blocker / "x.json") as temporary:
+        temporary.write_text("{}")
+    assert "is a file, not a folder" in str(error.value) and "\n" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]

@@ -1,4 +1,5 @@
 """Shapes through every stage of the network (tiny config run, paper config's grid checked)."""
+import pytest
 import torch
 
 from RefSAM3DLib.modeling.config import get_config
@@ -8,6 +9,7 @@ from RefSAM3DLib.modeling.refsam3d import RefSAM3D
 from RefSAM3DLib.modeling.windows3d import merge, pad_to_windows, partition, shift_mask
 
 
+@pytest.mark.slow
 def test_tiny_model_shapes_at_every_stage():
     torch.manual_seed(0)
     cfg = get_config("tiny")

@@ -35,6 +35,7 @@ def mapped(sam_file):
     return model, reports[0]
 
 
+@pytest.mark.slow
 def test_vit_b_parameter_counts(mapped):
     model, _ = mapped
     total = sum(p.numel() for p in model.parameters())
@@ -130,6 +131,7 @@ def test_refuses_files_that_are_not_sam_vit_b(tmp_path):
         map_sam_vit_b(RefSAM3D(get_config("tiny")), not_sam)
 
 
+@pytest.mark.slow
 def test_clip_text_tower_equals_open_clip(tmp_path):
     open_clip = pytest.importorskip("open_clip")
     torch.manual_seed(0)

@@ -29,6 +29,7 @@ def _config(datalist, out, **changes) -> TrainConfig:
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_a_few_steps_reduce_the_loss(datalist, tmp_path):
     torch.manual_seed(0)
     cfg = _config(datalist, tmp_path / "run", steps=40, epoch_length=4, augment=False, corrective_probability=0.0,
@@ -52,6 +53,7 @@ def test_a_few_steps_reduce_the_loss(datalist, tmp_path):
     assert (tmp_path / "run" / "model_last.pt").is_file()
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(datalist, tmp_path):
     straight = train(_config(datalist, tmp_path / "straight"), progress=False)
     first = _config(datalist, tmp_path / "resumed", stop_at=2)  # "interrupted" after 2 of 4 steps
@@ -68,6 +70,7 @@ def test_resume_continues_exactly(datalist, tmp_path):
         json.loads((tmp_path / "resumed" / "rank_digests.json").read_text())
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_ends_with_identical_weights(datalist, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
@@ -83,6 +86,7 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(datalist, tmp_path):
     assert summary["world_size"] == 2 and summary["steps"] == 3
 
 
+@pytest.mark.slow
 def test_few_shot_fine_tuning_from_a_checkpoint(datalist, tmp_path):
     train(_config(datalist, tmp_path / "base", steps=2), progress=False)
     summary = train(_config(datalist, tmp_path / "fewshot", init=str(tmp_path / "base" / "model_last.pt"), shots=1,
@@ -128,10 +132,11 @@ def test_bad_datalists_fail_with_the_file_named(datalist, tmp_path):
 
 
 def test_evaluate_command_writes_csv_table_and_boxplot(datalist, tmp_path, capsys):
+    from engine_fixtures import tiny_model
+
     from RefSAM3DLib.cli import main
     from RefSAM3DLib.evaluation.report import read_metrics_csv
     from RefSAM3DLib.modeling.checkpoint import save_checkpoint
-    from engine_fixtures import tiny_model
 
     model = tmp_path / "tiny.pt"
     save_checkpoint(tiny_model(), model)

@@ -10,11 +10,11 @@ from RefSAM3DLib.vocab.concepts import (
     all_concepts,
     color_255_for_text,
     color_for_text,
-    concept_for_label_name,
     generic_terminology,
     get_concept,
     sources,
 )
+from RefSAM3DLib.vocab.label_names import concept_for_label_name
 from RefSAM3DLib.vocab.matcher import parse, phrases_of, side_fits
 
 CATEGORIES = {
