@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -U pip
-	$(PIP) install -q -c constraints.txt -e ".[dev,slicer]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,slicer,train]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -53,7 +53,7 @@ class SliceFeatureDataset(CropDataset):
         sl = slice(z0, z0 + window)
         label = torch.from_numpy(np.asarray(fs.label[sl], dtype=np.int64))
         image = torch.from_numpy(np.asarray(fs.image[sl], dtype=np.float32))[None]
-        maps = [torch.from_numpy(np.ascontiguousarray(m[sl])) for m in fs.maps]
+        maps = [torch.from_numpy(np.array(m[sl])) for m in fs.maps]  # a copy: the cache is read-only
         prompts = simulate_prompts(label, self.structures[k], focus, case.modality, self.pools[k], self.texts, rng,
                                    self.num_prompts, max_positives=max(1, self.num_prompts - 1))
         return TrainingItem(image, prompts, case.id, slice_maps=maps)

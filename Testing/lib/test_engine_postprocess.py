@@ -33,7 +33,7 @@ def test_minimum_size_in_millilitres():
 
 
 def test_presence_gate_is_flat_above_the_threshold_and_closes_below():
-    from RefSAM3DLib.engine.session import presence_gate
+    from RefSAM3DLib.engine.decode_passes import presence_gate
 
     assert presence_gate(0.9, 0.5) == presence_gate(0.5, 0.5) == 1.0
     assert 0.0 < presence_gate(0.42, 0.5) < 1.0

@@ -1,0 +1,61 @@
+"""From a model-grid probability map to what the user gets: a named, coloured, coded mask on the
+original voxel grid, with its volume, presence and (optionally) probability."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..io.segments import SegmentOutput
+from .postprocess import PostProcessing
+from .prompts import Prompt
+
+
+@dataclass
+class SegmentResult(SegmentOutput):
+    session_token: int | None = None  # which session made it (a later prompt may refine it there)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def build_result(prompt: Prompt, probability: torch.Tensor, presence: float, threshold: float,
+                 post: PostProcessing, space, volume, return_probability: bool,
+                 session_token: int) -> tuple[SegmentResult, np.ndarray]:
+    """-> the result and the post-processed model-grid probability (the session keeps it for refinement)."""
+    from ..vocab.matcher import resolve
+
+    d, h, w = space.model_shape
+    prob = probability[:d, :h, :w].float()
+    found = presence >= threshold if (prompt.text and not prompt.has_clicks) else True
+    model_voxel_ml = float(np.prod(space.spacing_mm)) / 1000.0
+    prob_np = post.apply(prob.cpu().numpy(), model_voxel_ml) if found else np.zeros_like(prob.cpu().numpy())
+    mask = np.zeros(volume.geometry.shape, dtype=bool)
+    full_prob = None
+    hits = np.argwhere(prob_np >= post.threshold * 0.5) if found else np.zeros((0, 3))
+    if len(hits):
+        box = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(hits.min(0), hits.max(0)))
+        original = space.to_original(torch.from_numpy(prob_np), box)
+        mask = original >= post.threshold
+        if return_probability:
+            full_prob = original
+    if found and prompt.text and not mask.any():
+        found = False
+    if return_probability and full_prob is None:
+        full_prob = np.zeros(volume.geometry.shape, dtype=np.float32)
+    if prompt.text:
+        match = resolve(prompt.text)
+        name, terminology, color, concept = match.display_name, match.terminology, match.color, (
+            match.concept.id if match.concept else None)
+    else:
+        from ..vocab.concepts import color_for_text, generic_terminology
+
+        name = prompt.name or "Segment"
+        terminology, color, concept = generic_terminology(name), color_for_text(name), None
+    if prompt.name:
+        name = prompt.name
+    result = SegmentResult(
+        name=name, mask=mask, color=color, terminology=terminology, prompt=prompt.text, concept_id=concept,
+        presence=float(presence), found=bool(found), volume_ml=float(mask.sum()) * volume.geometry.voxel_volume_ml,
+        algorithm_type="SEMIAUTOMATIC" if prompt.has_clicks else "AUTOMATIC", probability=full_prob,
+        session_token=session_token)
+    return result, prob_np
