@@ -114,7 +114,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def add_postprocessing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--largest-component", action="store_true", help="keep only the largest connected part")
     parser.add_argument("--fill-holes", action="store_true", help="fill enclosed holes")
-    parser.add_argument("--min-size-ml", type=float, default=0.0, help="drop parts smaller than this (mL)")
+    parser.add_argument("--min-size-ml", type=float, default=0.05,
+                        help="drop parts smaller than this (mL; default 0.05: specks are noise, not a finding)")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     parser.add_argument("--presence-threshold", type=float, default=None,
                         help="below this presence probability a text prompt is reported 'not found'")

@@ -16,7 +16,10 @@ class PostProcessing:
     threshold: float = 0.5
     largest_component: bool = False
     fill_holes: bool = False
-    min_size_ml: float = 0.0  # components smaller than this are removed
+    # components smaller than this are removed: a speck of a few voxels is noise, and must not turn a
+    # structure that is absent into "found" (0.05 mL is about two 3 mm voxels; the smallest lesions we
+    # segment are 0.1 mL)
+    min_size_ml: float = 0.05
 
     def apply(self, probability: np.ndarray, voxel_ml: float) -> np.ndarray:
         """Probability (D, H, W) on the model grid -> adjusted probability (same grid)."""

@@ -22,6 +22,8 @@ from .sam_weights import CheckpointError, WeightLoadReport, read_state_dict
 
 STEM_KEY = "image_encoder.patch_embed.seq.0.c.weight"
 UNUSED = {"mask_decoder.iou_prediction_head.": "IoU head not used (the presence head is new)",
+          "image_encoder.head.": "TinyViT's classification head (MobileSAM) not used",
+          "image_encoder.norm_head.": "TinyViT's classification head (MobileSAM) not used",
           "mask_decoder.output_hypernetworks_mlps.1.": "multi-mask output 1 not used (single mask from token 0)",
           "mask_decoder.output_hypernetworks_mlps.2.": "multi-mask output 2 not used (single mask from token 0)",
           "mask_decoder.output_hypernetworks_mlps.3.": "multi-mask output 3 not used (single mask from token 0)"}
@@ -82,6 +84,8 @@ def map_litemedsam(model: LiteRefSAM3D, path: str | Path) -> WeightLoadReport:
     for skey, value in sd.items():
         if skey.startswith("image_encoder."):
             tkey = "slice_encoder.net." + skey[len("image_encoder."):]
+            if tkey not in target and skey.startswith(("image_encoder.head.", "image_encoder.norm_head.")):
+                continue  # MobileSAM keeps TinyViT's classification head: reported as unused below
             if skey == STEM_KEY:
                 put(tkey, skey, value.sum(1, keepdim=True), "RGB kernels summed: grey input")
             else:
