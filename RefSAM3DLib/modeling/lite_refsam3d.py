@@ -27,7 +27,6 @@ from .slice_encoder import SliceEncoder
 from .text_encoder import TextEncoder, build_text_encoder
 from .text_features import TextFeatures
 
-
 # The pretrained Fourier features know only x and y; a depth row as strong as theirs changes every prompt token
 # and image position at once, while a weak one leaves LiteMedSAM's geometry intact and still tells slices apart.
 DEPTH_FREQUENCY_SCALE = 0.25
