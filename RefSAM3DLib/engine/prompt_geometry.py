@@ -73,6 +73,7 @@ class PromptGeometry:
             start = focus_window(remaining[0], self.grid_shape, self.window, snap)
             starts.append(start)
             inside = contains(start, self.window, np.asarray(remaining))
+            inside[0] = True  # its window is chosen (a click on the grid's very edge may sit a fraction outside)
             remaining = [c for c, keep in zip(remaining, inside) if not keep]
         return list(dict.fromkeys(starts))
 

@@ -32,10 +32,12 @@ def grid_windows(shape: tuple[int, int, int], window: tuple[int, int, int], over
 
 def focus_window(center: np.ndarray, shape: tuple[int, int, int], window: tuple[int, int, int],
                  snap: int) -> Start:
-    """Window start that puts ``center`` (d, h, w) near the middle, snapped to multiples of ``snap``."""
+    """Window start that puts ``center`` (d, h, w) near the middle, snapped to multiples of ``snap``
+    (smaller along axes where the window is short, so the centre always stays inside the window)."""
     start = []
     for c, size, w in zip(center, shape, window):
-        s = int(round((float(c) - w / 2) / snap)) * snap
+        step = max(1, min(snap, w // 4))
+        s = int(round((float(c) - w / 2) / step)) * step
         start.append(int(min(max(s, 0), max(size - w, 0))))
     return tuple(start)  # type: ignore[return-value]
 

@@ -104,7 +104,7 @@ def test_frozen_parts_get_no_gradient():
     trained = [n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
     assert any(n.startswith("mask_decoder.transformer.") for n in trained)
     assert any(n.startswith("lift.") for n in trained)
-    assert all(not m.training for m in model.slice_encoder.modules())  # batch norm keeps pretrained statistics
+    assert all(not m.training for m in model.slice_encoder.net.modules())  # batch norm keeps pretrained statistics
 
 
 def test_wrong_files_are_refused_with_a_clear_message(tmp_path, source_state):
