@@ -15,6 +15,7 @@ from .prompts import Prompt
 @dataclass
 class SegmentResult(SegmentOutput):
     session_token: int | None = None  # which session made it (a later prompt may refine it there)
+    refinement_id: int | None = None  # the session's handle to the model map behind it (copies keep it)
     timings: dict[str, float] = field(default_factory=dict)
 
 

@@ -7,14 +7,15 @@ model grid and checked by ``prompt_geometry``; results are built by ``results``.
 the whole volume; clicks and boxes work in windows centred on them and blend into the previous
 result, so a click refines locally instead of rerunning the volume.
 
-Refinement state stays here: the model-grid probability behind each result this session returned is
-kept (weakly tied to the result object), so ``Prompt(previous=result)`` refines from the model's own
-map while the public result carries only what a user needs.
+Refinement state stays here: the model-grid probability behind each of the last results this session
+returned is kept under an opaque handle (``SegmentResult.refinement_id``; copies of a result keep it), so
+``Prompt(previous=result)`` refines from the model's own map while the public result carries no model data.
 """
 from __future__ import annotations
 
+import itertools
 import time
-import weakref
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -35,6 +36,8 @@ from .results import SegmentResult, build_result
 from .sliding_window import Start, grid_windows
 from .window_cache import WindowCache
 
+REFINEMENT_MEMORY = 32  # model maps kept per session (a 150 x 128 x 128 map is 5 MB)
+
 
 class Session:
     def __init__(self, predictor, volume: Volume, modality: str | None = None) -> None:
@@ -54,7 +57,8 @@ class Session:
         self._outside: np.ndarray | None = None
         self.geometry = PromptGeometry(volume, self.space, cfg, tuple(image.shape), self.modality, self._outside_air)
         self.passes = DecodePasses(predictor, self.cache, self.geometry, tuple(image.shape))
-        self._refinement: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+        self._refinement: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._handles = itertools.count(1)
 
     # ------------------------------------------------------------------ what callers and tests look at
     @property
@@ -85,11 +89,10 @@ class Session:
         self.cache.clear()
 
     def model_probability(self, result: SegmentResult) -> torch.Tensor | None:
-        """The model-grid probability (float16, CPU) behind a result of this session, or None."""
-        entry = self._refinement.get(id(result))
-        if entry is None or entry[0]() is not result:
+        """The model-grid probability (float16, CPU) behind a recent result of this session, or None."""
+        if result.session_token != self.token or result.refinement_id is None:
             return None
-        return entry[1]
+        return self._refinement.get(result.refinement_id)
 
     # ------------------------------------------------------------------ helpers
     def _outside_air(self) -> np.ndarray:
@@ -98,8 +101,11 @@ class Session:
         return self._outside
 
     def _remember(self, result: SegmentResult, probability: np.ndarray) -> None:
-        self._refinement = {k: v for k, v in self._refinement.items() if v[0]() is not None}
-        self._refinement[id(result)] = (weakref.ref(result), torch.from_numpy(probability).half())
+        """Keep the model map of the last ``REFINEMENT_MEMORY`` results (older ones refine from their mask)."""
+        result.refinement_id = next(self._handles)
+        self._refinement[result.refinement_id] = torch.from_numpy(probability).half()
+        while len(self._refinement) > REFINEMENT_MEMORY:
+            self._refinement.popitem(last=False)
 
     def _previous_probability(self, previous) -> torch.Tensor | None:
         if previous is None:
