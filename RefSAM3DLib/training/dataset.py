@@ -86,15 +86,18 @@ class CropDataset(Dataset):
                 out += self.texts.phrases(name, case.modality)
         return list(dict.fromkeys(out))
 
-    def __getitem__(self, key) -> TrainingItem:
+    def draw(self, key) -> tuple[np.random.Generator, int, PreparedCase, int]:
+        """Item ``(epoch, i)``'s generator (seeded by both), case index, case and structure value to centre on."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, epoch, index])
         k = int(rng.choice(len(self.cases), p=self.case_weights))
-        case = self.cases[k]
         values, weights = self.structure_weights[k]
         if not len(values):
             values, weights = self.all_values[k]
-        value = int(values[int(rng.choice(len(values), p=weights))])
+        return rng, k, self.cases[k], int(values[int(rng.choice(len(values), p=weights))])
+
+    def __getitem__(self, key) -> TrainingItem:
+        rng, k, case, value = self.draw(key)
         crop = sample_crop(case, value, rng, self.crop, augment=self.augment)
         image, label = crop.image, crop.label
         if case.modality == "CT":

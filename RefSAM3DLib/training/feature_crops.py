@@ -30,14 +30,7 @@ class SliceFeatureDataset(CropDataset):
         self.foreground_ratio = foreground_ratio
 
     def __getitem__(self, key) -> TrainingItem:
-        epoch, index = key if isinstance(key, tuple) else (0, key)
-        rng = np.random.default_rng([self.seed, epoch, index])
-        k = int(rng.choice(len(self.cases), p=self.case_weights))
-        case = self.cases[k]
-        values, weights = self.structure_weights[k]
-        if not len(values):
-            values, weights = self.all_values[k]
-        value = int(values[int(rng.choice(len(values), p=weights))])
+        rng, k, case, value = self.draw(key)
         variants = self.features[k]
         fs = variants[int(rng.integers(len(variants)))]
         depth = fs.label.shape[0]
