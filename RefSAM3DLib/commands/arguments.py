@@ -105,8 +105,10 @@ def check_postprocessing(args: argparse.Namespace) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="refsam3d-demo",
-                        help="model name from `refsam3d models list` or a checkpoint path (default: refsam3d-demo)")
+    from ..zoo.catalogue import DEFAULT_MODEL
+
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"model name from `refsam3d models list` or a checkpoint path (default: {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                         help="where to run (auto: the GPU when there is one)")
 

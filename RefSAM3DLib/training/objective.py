@@ -34,13 +34,14 @@ def _pad_clicks(coords: list[np.ndarray], labels: list[np.ndarray], device) -> t
 
 class TrainingObjective(nn.Module):
     def __init__(self, model: RefSAM3D, presence_weight: float = 0.5, corrective_probability: float = 0.5,
-                 max_rounds: int = 2, no_click_probability: float = 0.25) -> None:
+                 max_rounds: int = 2, no_click_probability: float = 0.25, absent_mask_weight: float = 0.1) -> None:
         super().__init__()
         self.model = model
         self.presence_weight = presence_weight
         self.corrective_probability = corrective_probability
         self.max_rounds = max_rounds
         self.no_click_probability = no_click_probability
+        self.absent_mask_weight = absent_mask_weight
 
     def forward(self, items: list[TrainingItem], seed: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(seed)
@@ -65,7 +66,8 @@ class TrainingObjective(nn.Module):
         losses = {"mask": torch.zeros((), device=device), "presence": torch.zeros((), device=device)}
         c, lab = _pad_clicks(coords, labels, device)
         out = model.decode(stages_p, images_p, features, has_text, c, lab, None)
-        losses["mask"] = mask_loss(out.logits, targets)
+        weights = torch.where(present > 0, 1.0, self.absent_mask_weight)
+        losses["mask"] = mask_loss(out.logits, targets, weights)
         losses["presence"] = presence_loss(out.presence_logits, present)
         keep = [i for i, p in enumerate(prompts) if p.present]
         rounds = int(rng.integers(1, self.max_rounds + 1)) if keep and rng.random() < self.corrective_probability else 0

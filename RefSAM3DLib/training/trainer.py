@@ -50,6 +50,7 @@ class TrainConfig:
     num_prompts: int = 2
     corrective_probability: float = 0.5
     presence_weight: float = 0.5
+    absent_mask_weight: float = 0.1  # mask-loss weight of absent-structure prompts (presence answers those)
     checkpoint_every: int = 200
     epoch_length: int = 400  # crops per epoch (all ranks together)
     seed: int = 0
@@ -199,7 +200,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         if rank != 0 and bank.is_file():
             load_text_bank(model, bank)
 
-    objective = TrainingObjective(model, cfg.presence_weight, cfg.corrective_probability).to(device)
+    objective = TrainingObjective(model, cfg.presence_weight, cfg.corrective_probability,
+                                  absent_mask_weight=cfg.absent_mask_weight).to(device)
     wrapped = DistributedDataParallel(objective, device_ids=[local] if device.type == "cuda" else None,
                                       find_unused_parameters=True) if world > 1 else objective
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay, cfg.lr, cfg.pretrained_lr_scale), lr=cfg.lr)

@@ -17,6 +17,8 @@ from .errors import CatalogueError, UnknownModelError
 ZOO_DIR = Path(__file__).resolve().parent
 CATALOGUE_PATH = ZOO_DIR / "catalogue.json"
 BUNDLED_MODELS_DIR = ZOO_DIR / "models"
+# What the CLI, the Python API and the Slicer panel use when no model is named.
+DEFAULT_MODEL = "refsam3d-demo"
 
 
 @dataclass(frozen=True)

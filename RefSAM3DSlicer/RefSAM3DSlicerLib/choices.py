@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .settings import DEVICES
+from .settings import DEFAULT_MODEL, DEVICES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "refsam3d-demo"
 # Catalogue entries that are training inputs, not RefSAM3D models (plain 2D SAM weights cannot read text).
 TRAINING_ONLY_MODELS = frozenset({"sam-vit-b"})
 

@@ -16,6 +16,8 @@ from .shortcuts import default_shortcuts, validated_shortcuts
 
 log = logging.getLogger(__name__)
 
+# The zoo default (RefSAM3DLib.zoo.catalogue.DEFAULT_MODEL), repeated so that this module imports without the backend.
+DEFAULT_MODEL = "refsam3d-demo"
 DEVICES = ("auto", "cuda", "cpu")
 MODALITIES = ("auto", "CT", "MR")
 MAX_RECENT_PROMPTS = 30
@@ -23,7 +25,7 @@ MAX_RECENT_PROMPTS = 30
 
 @dataclass
 class RefSAM3DSettings:
-    model: str = "refsam3d-demo"  # a model-zoo name or a checkpoint file
+    model: str = DEFAULT_MODEL  # a model-zoo name or a checkpoint file
     device: str = "auto"
     modality: str = "auto"  # auto: the engine tells CT from MR by intensities
     threshold: float = 0.5  # probability above which a voxel is inside

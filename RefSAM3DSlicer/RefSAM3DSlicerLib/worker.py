@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from .settings import DEFAULT_MODEL
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ class ModelWorker:
         self.max_sessions = max(1, int(max_sessions))
         self._executor = None if synchronous else ThreadPoolExecutor(max_workers=1, thread_name_prefix="RefSAM3D")
         self._lock = threading.Lock()
-        self._wanted = ("refsam3d-demo", "auto")
+        self._wanted = (DEFAULT_MODEL, "auto")
         self._predictor = None
         self._predictor_config = None
         self._sessions: OrderedDict[tuple, object] = OrderedDict()

@@ -23,6 +23,7 @@ from RefSAM3DLib.zoo import (
     resolve_model,
 )
 from RefSAM3DLib.zoo import catalogue as catalogue_module
+from RefSAM3DLib.zoo.catalogue import DEFAULT_MODEL
 
 DATA = b"pretend these are model weights" * 50
 DATA_SHA = hashlib.sha256(DATA).hexdigest()
@@ -52,9 +53,11 @@ def put(path: Path, data: bytes = DATA) -> Path:
 
 def test_packaged_catalogue_lists_the_real_models():
     entries = {e.name: e for e in load_catalogue()}
-    assert set(entries) == {"refsam3d-demo", "sam-vit-b"}
+    assert set(entries) == {DEFAULT_MODEL, "sam-vit-b"}
     demo, sam = entries["refsam3d-demo"], entries["sam-vit-b"]
+    assert DEFAULT_MODEL == "refsam3d-demo"
     assert demo.bundled and demo.file == "refsam3d_demo.pt" and demo.config == "demo"
+    assert demo.size_bytes <= 40e6 and demo.sha256 is not None  # the package stays small and verified
     assert not sam.bundled and sam.config == "vit_b" and sam.licence == "Apache-2.0"
     assert sam.url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
     for entry in entries.values():
