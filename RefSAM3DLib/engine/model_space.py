@@ -12,8 +12,15 @@ import numpy as np
 import torch
 
 from ..io.geometry import VolumeGeometry
+from .profiling import stage
 from .reorientation import AxisReorientation
-from .resample import antialias, resample_block, resample_nearest, source_range
+from .resample import antialias, axis_matrix, resample_axes, resample_block, resample_nearest, source_range
+
+# How images reach the model grid: "matrix" (one low-pass + interpolation matrix per axis, applied on the input's own
+# memory layout) or "separable" (the former path: a contiguous reoriented copy, a Gaussian filter along every axis at
+# full size, then interpolation). Both compute the same map; "separable" is kept as the reference that tests and
+# benchmarks/bench_stages.py compare against.
+RESAMPLER = "matrix"
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,35 @@ class ModelSpace:
     def to_model(self, volume: torch.Tensor) -> torch.Tensor:
         """Original (..., I, J, K) float tensor -> model grid (..., D, H, W), low-passed first along every axis
         that shrinks (see ``antialias``), so a thin-slice scan reaches the model with a coarse scan's noise."""
-        dhw = self._to_dhw(volume).contiguous()
-        return resample_block(antialias(dhw, self.model_shape), self.model_shape)
+        if RESAMPLER == "separable":
+            return self.to_model_separable(volume)
+        reo = self.reorientation
+        lead = volume.ndim - 3
+        matrices: list[torch.Tensor | None] = [None, None, None]
+        flips = []
+        with stage("reorient"):  # no data moves: axis flips are folded into the matrices or done after resampling
+            for c in range(3):  # canonical axis c = original axis perm[c] = model axis 2 - c
+                n_in, n_out = reo.original_shape[reo.perm[c]], self.model_shape[2 - c]
+                if n_in != n_out:
+                    m = axis_matrix(n_in, n_out, device=volume.device)
+                    matrices[reo.perm[c]] = m.flip(1) if reo.flip[c] else m
+                elif reo.flip[c]:
+                    flips.append(lead + reo.perm[c])
+        with stage("resample"):
+            out = resample_axes(volume, matrices)
+        with stage("reorient"):
+            if flips:
+                out = out.flip(flips)
+            dims = tuple(range(lead)) + tuple(lead + reo.perm[2 - a] for a in range(3))
+            return out.permute(dims).contiguous()
+
+    def to_model_separable(self, volume: torch.Tensor) -> torch.Tensor:
+        """The reference for ``to_model``: reoriented contiguous copy, Gaussian filter along each shrinking axis at
+        full size (``antialias``), then linear interpolation (``resample_block``). Same map, much slower."""
+        with stage("reorient"):
+            dhw = self._to_dhw(volume).contiguous()
+        with stage("resample"):
+            return resample_block(antialias(dhw, self.model_shape), self.model_shape)
 
     def labels_to_model(self, labels: torch.Tensor) -> torch.Tensor:
         """Original (I, J, K) integer label map -> model grid (D, H, W), nearest neighbour."""
