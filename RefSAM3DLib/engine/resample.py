@@ -104,9 +104,10 @@ def antialias(x: torch.Tensor, out_shape: tuple[int, int, int]) -> torch.Tensor:
     return y.to(dtype)
 
 
-def axis_matrix(n_in: int, n_out: int, device=None, dtype=torch.float32) -> torch.Tensor:
+def axis_matrix(n_in: int, n_out: int, device=None, dtype=torch.float32, low_pass: bool = True) -> torch.Tensor:
     """The (n_out, n_in) linear map of one axis into the model grid: ``antialias``'s Gaussian (edge values
-    repeated) where the axis shrinks by more than 5 %, then ``resample_block``'s linear interpolation."""
+    repeated) where the axis shrinks by more than 5 % (unless ``low_pass`` is False), then ``resample_block``'s
+    linear interpolation."""
     src = _source_coords(n_in, n_out, 0, n_out, "cpu")
     lo = src.floor().long().clamp(0, n_in - 1)
     hi = (lo + 1).clamp(max=n_in - 1)
@@ -116,7 +117,7 @@ def axis_matrix(n_in: int, n_out: int, device=None, dtype=torch.float32) -> torc
     matrix.index_put_((rows, lo), 1 - w, accumulate=True)
     matrix.index_put_((rows, hi), w, accumulate=True)
     factor = n_in / max(n_out, 1)
-    if factor > 1.05:
+    if low_pass and factor > 1.05:
         sigma = (factor - 1) / 2
         radius = max(1, int(round(3 * sigma)))
         taps = torch.arange(-radius, radius + 1)
