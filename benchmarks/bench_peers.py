@@ -541,7 +541,7 @@ def run_worker(tool: str, spec_path: str, out_path: str, prepare: bool) -> None:
 # ---------------------------------------------------------------------------------------------- parent
 def _pick_points(image: Path, label: Path | None, label_value: int) -> tuple[list[float], list[float]]:
     """The click (RAS mm): the reference mask's voxel nearest its centroid, else the image centre; the follow-up
-    click 6 mm to the patient's left of it (still inside the image)."""
+    click 6 mm along RAS +x (to the patient's right) of it, or to the left where that leaves the image."""
     from RefSAM3DLib.io.readers import read_volume
 
     volume = read_volume(image)
