@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-model lite-model registry-data test test-fast bench lint clean
+.PHONY: venv demo demo-model lite-model registry-data test test-fast bench bench-peers lint clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,17 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py --config demo --batches 1 2 --repeats 5
 	$(PY) benchmarks/bench_engine.py --model refsam3d-demo --repeats 3
+
+# RefSAM3D against nnInteractive, VoxTell and VISTA3D on one real CT, each in its own process (CPU, ~20 min on
+# 2 cores), then the engine's per-stage profile on a 512x512x300 CT (~3 min). Installs the optional peers (the
+# `bench` extra) first; not part of `make test`. Reports go to $(BENCH_OUT); benchmarks/RESULTS.md says how to read them.
+BENCH_OUT ?= runs/bench-peers
+bench-peers: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[bench]" || \
+	  echo "note: the bench extra did not install; bench_peers.py reports the peers it cannot import as not available"
+	mkdir -p $(BENCH_OUT)
+	$(PY) benchmarks/bench_peers.py --json $(BENCH_OUT)/peers.json --markdown $(BENCH_OUT)/peers.md
+	$(PY) benchmarks/bench_stages.py --json $(BENCH_OUT)/stages.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check RefSAM3DLib RefSAM3DSlicer Testing benchmarks

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .profiling import stage
 from .progress import report
 from .prompts import Prompt
 from .sliding_window import Start, flat_top_weight, gaussian_weight, window_slices
@@ -59,12 +60,17 @@ class DecodePasses:
             for batch, (probs, presence) in self.predictor.map_batches(
                     group, "decode", lambda m, b: self._decode_batch(m, [jobs[i] for i in b], prompts),
                     lambda: self.cache.sync(cancel)):
-                for r, i in enumerate(batch):
-                    consume(jobs[i], probs[r], float(presence[r]))
+                with stage("blend"):
+                    for r, i in enumerate(batch):
+                        consume(jobs[i], probs[r], float(presence[r]))
                 done += len(batch)
                 report(progress, done, total, "decoding prompts")
 
     def _decode_batch(self, model, bj: list[Job], prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor]:
+        with stage("decode"):
+            return self._decode_batch_work(model, bj, prompts)
+
+    def _decode_batch_work(self, model, bj: list[Job], prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.predictor.device
         stages = [torch.stack([self.cache.stages(j.start)[k] for j in bj]) for k in range(4)]
         images = torch.stack([self.cache.window_image(j.start) for j in bj])[:, None]
@@ -96,13 +102,16 @@ class DecodePasses:
                   progress, cancel, done, total) -> None:
         """Every window x every text prompt, Gaussian-blended; presence = the most confident window."""
         device = self.predictor.device
-        weight = gaussian_weight(self.window, device=device)
-        norm = torch.zeros(self.grid_shape, device=device)
-        for start in windows:
-            norm[window_slices(start, self.window)] += weight
-        sums = {i: torch.zeros(self.grid_shape, device=device) for i in ids}
+        with stage("blend"):
+            weight = gaussian_weight(self.window, device=device)
+            norm = torch.zeros(self.grid_shape, device=device)
+            for start in windows:
+                norm[window_slices(start, self.window)] += weight
+            sums = {i: torch.zeros(self.grid_shape, device=device) for i in ids}
         best = {i: 0.0 for i in ids}
-        jobs = [Job(i, start, *self.geometry.in_window(start, clicks[i], boxes[i])) for start in windows for i in ids]
+        with stage("prompt prep"):
+            jobs = [Job(i, start, *self.geometry.in_window(start, clicks[i], boxes[i])) for start in windows
+                    for i in ids]
 
         def accumulate(job: Job, prob: torch.Tensor, pres: float) -> None:
             gate = presence_gate(pres, threshold) if gating else 1.0
@@ -110,9 +119,10 @@ class DecodePasses:
             best[job.prompt] = max(best[job.prompt], pres)
 
         self.decode(jobs, prompts, accumulate, progress, cancel, done, total)
-        for i in ids:
-            probability[i] = sums[i] / norm.clamp(min=1e-6)
-            presence[i] = best[i]
+        with stage("blend"):
+            for i in ids:
+                probability[i] = sums[i] / norm.clamp(min=1e-6)
+                presence[i] = best[i]
 
     def click_pass(self, focus, prompts, clicks, boxes, previous, probability, progress, cancel, done,
                    total) -> None:
@@ -120,12 +130,13 @@ class DecodePasses:
         blended into it with a flat-top weight: the refined window wins everywhere but its rim."""
         device = self.predictor.device
         jobs = []
-        for i, starts in focus.items():
-            base = probability.get(i, previous[i])
-            for start in starts:
-                c, lab = self.geometry.in_window(start, clicks[i], boxes[i])
-                mask_input = self.mask_prompt(base, start) if base is not None else None
-                jobs.append(Job(i, start, c, lab, mask_input))
+        with stage("prompt prep"):
+            for i, starts in focus.items():
+                base = probability.get(i, previous[i])
+                for start in starts:
+                    c, lab = self.geometry.in_window(start, clicks[i], boxes[i])
+                    mask_input = self.mask_prompt(base, start) if base is not None else None
+                    jobs.append(Job(i, start, c, lab, mask_input))
         rim = flat_top_weight(self.window, device=device)
 
         def blend(job: Job, prob: torch.Tensor, _presence: float) -> None:

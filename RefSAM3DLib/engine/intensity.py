@@ -11,7 +11,10 @@ import torch
 
 def detect_modality(array: np.ndarray) -> str:
     """'CT' when the volume holds calibrated air (many voxels far below -500), else 'MR'."""
-    sample = np.asarray(array).ravel()[:: max(1, array.size // 2_000_000)].astype(np.float32)
+    array = np.asarray(array)
+    # every n-th voxel in C order, gathered in place: ravel() would first copy a whole transposed reader array
+    flat = np.arange(0, array.size, max(1, array.size // 2_000_000))
+    sample = array[np.unravel_index(flat, array.shape)].astype(np.float32)
     low = np.percentile(sample, 1)
     return "CT" if low < -500 and (sample < -500).mean() > 0.01 else "MR"
 

@@ -9,24 +9,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import model_space
 from .intensity import normalize
 from .model_space import ModelSpace
+from .profiling import stage
 
 PAD_VALUE = -1.0  # the normalised value of air / background
 
 
 def prepare_model_image(array: np.ndarray, space: ModelSpace, config, modality: str, device) -> torch.Tensor:
     """Original voxel array -> (D, H, W) float tensor in [-1, 1] on ``device``, padded to at least one window."""
-    array = np.asarray(array)
-    if array.dtype not in (np.float32, np.float64, np.int16, np.int32, np.int64, np.uint8, np.int8):
-        array = array.astype(np.float32)
-    raw = torch.from_numpy(np.ascontiguousarray(array)).to(device).float()
-    image = normalize(space.to_model(raw), modality, config.ct_window_hu, config.mr_percentiles)
-    window = tuple(config.window_size)
-    pads = [max(0, w - s) for s, w in zip(image.shape, window)]
-    if any(pads):
-        image = F.pad(image, (0, pads[2], 0, pads[1], 0, pads[0]), value=PAD_VALUE)
-    return image.contiguous()
+    with stage("convert"):
+        array = np.asarray(array)
+        if array.dtype not in (np.float32, np.float64, np.int16, np.int32, np.int64, np.uint8, np.int8):
+            array = array.astype(np.float32)
+        if model_space.RESAMPLER == "separable" or any(st < 0 for st in array.strides):
+            array = np.ascontiguousarray(array)
+        # a transposed (Fortran-ordered) reader array is taken as it lies: the resampler reads it in memory order
+        raw = torch.from_numpy(array).to(device).float()
+    resampled = space.to_model(raw)
+    with stage("normalise"):
+        image = normalize(resampled, modality, config.ct_window_hu, config.mr_percentiles)
+        window = tuple(config.window_size)
+        pads = [max(0, w - s) for s, w in zip(image.shape, window)]
+        if any(pads):
+            image = F.pad(image, (0, pads[2], 0, pads[1], 0, pads[0]), value=PAD_VALUE)
+        return image.contiguous()
 
 
 def outside_air(image: torch.Tensor) -> np.ndarray:

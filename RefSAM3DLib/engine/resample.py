@@ -4,8 +4,16 @@ Matches ``F.interpolate(mode="trilinear", align_corners=False)`` (voxel centres 
 clamped), but each axis is interpolated on its own, so only the output block that is needed (the
 bounding box of a mask) is ever computed: mapping a liver back to a 512x512x300 grid touches a few
 million voxels instead of eighty million.
+
+Into the model grid, where a clinical scan shrinks several-fold, the low-pass (``antialias``) and the
+interpolation of an axis are one linear map, so they are applied together as one small matrix per axis
+(``axis_matrix``, ``resample_axes``): three matrix products on the volume's own memory layout, most-shrinking
+axis first. On a 512x512x300 CT going to 3 mm that is ~0.5 s on one CPU core where filtering every axis at
+full size and interpolating afterwards (``antialias`` + ``resample_block``, kept as the reference) took ~20 s.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -94,3 +102,59 @@ def antialias(x: torch.Tensor, out_shape: tuple[int, int, int]) -> torch.Tensor:
         flat = torch.nn.functional.conv1d(flat, kernel)
         y = flat.reshape(shape).movedim(-1, lead + axis)
     return y.to(dtype)
+
+
+def axis_matrix(n_in: int, n_out: int, device=None, dtype=torch.float32, low_pass: bool = True) -> torch.Tensor:
+    """The (n_out, n_in) linear map of one axis into the model grid: ``antialias``'s Gaussian (edge values
+    repeated) where the axis shrinks by more than 5 % (unless ``low_pass`` is False), then ``resample_block``'s
+    linear interpolation."""
+    src = _source_coords(n_in, n_out, 0, n_out, "cpu")
+    lo = src.floor().long().clamp(0, n_in - 1)
+    hi = (lo + 1).clamp(max=n_in - 1)
+    w = src - src.floor()
+    rows = torch.arange(n_out)
+    matrix = torch.zeros(n_out, n_in, dtype=torch.float64)
+    matrix.index_put_((rows, lo), 1 - w, accumulate=True)
+    matrix.index_put_((rows, hi), w, accumulate=True)
+    factor = n_in / max(n_out, 1)
+    if low_pass and factor > 1.05:
+        sigma = (factor - 1) / 2
+        radius = max(1, int(round(3 * sigma)))
+        taps = torch.arange(-radius, radius + 1)
+        kernel = torch.exp(-0.5 * (taps.double() / sigma) ** 2)
+        kernel = kernel / kernel.sum()
+        columns = (torch.arange(n_in)[:, None] + taps[None]).clamp(0, n_in - 1)  # clamping = replicate padding
+        blur = torch.zeros(n_in, n_in, dtype=torch.float64)
+        blur.scatter_add_(1, columns, kernel.expand(n_in, -1).contiguous())
+        matrix = matrix @ blur
+    return matrix.to(device=device, dtype=dtype)
+
+
+def resample_axes(x: torch.Tensor, matrices: Sequence[torch.Tensor | None]) -> torch.Tensor:
+    """Apply an (n_out, n_in) matrix along each of the last three axes of ``x`` (None leaves an axis alone).
+
+    Works on ``x``'s memory layout as it is (a transposed or Fortran-ordered view is not copied first): the axes
+    are visited in memory order, each product is one GEMM, and the most-shrinking axis goes first so the later
+    products see the smaller volume. Returns the result in ``x``'s axis order (a contiguous tensor permuted back).
+    """
+    if x.ndim > 3:
+        lead = x.shape[:-3]
+        flat = x.reshape(-1, *x.shape[-3:])
+        out = torch.stack([resample_axes(v, matrices) for v in flat])
+        return out.reshape(*lead, *out.shape[1:])
+    order = sorted(range(3), key=lambda a: (-x.stride(a), a))  # memory order: outermost axis first
+    t = x.permute(order)
+    if not t.is_contiguous():
+        t = t.contiguous()
+    mats = [matrices[a] for a in order]
+    todo = sorted((i for i in range(3) if mats[i] is not None), key=lambda i: mats[i].shape[0] / mats[i].shape[1])
+    for i in todo:
+        m = mats[i].to(device=t.device, dtype=t.dtype)
+        if i == 0:
+            t = (m @ t.reshape(t.shape[0], -1)).reshape(m.shape[0], t.shape[1], t.shape[2])
+        elif i == 1:
+            t = torch.matmul(m, t)
+        else:
+            t = t @ m.T
+    inverse = sorted(range(3), key=lambda a: order[a])
+    return t.permute(inverse)

@@ -9,6 +9,7 @@ import torch
 
 from ..io.segments import SegmentOutput
 from .postprocess import PostProcessing
+from .profiling import stage
 from .prompts import Prompt
 
 
@@ -26,17 +27,20 @@ def build_result(prompt: Prompt, probability: torch.Tensor, presence: float, thr
     from ..vocab.matcher import resolve
 
     d, h, w = space.model_shape
-    prob = probability[:d, :h, :w].float()
     found = presence >= threshold if (prompt.text and not prompt.has_clicks) else True
-    model_voxel_ml = float(np.prod(space.spacing_mm)) / 1000.0
-    prob_np = post.apply(prob.cpu().numpy(), model_voxel_ml) if found else np.zeros_like(prob.cpu().numpy())
+    with stage("post-process"):
+        prob = probability[:d, :h, :w].float()
+        model_voxel_ml = float(np.prod(space.spacing_mm)) / 1000.0
+        prob_np = post.apply(prob.cpu().numpy(), model_voxel_ml) if found else np.zeros_like(prob.cpu().numpy())
+        hits = np.argwhere(prob_np >= post.threshold * 0.5) if found else np.zeros((0, 3))
     mask = np.zeros(volume.geometry.shape, dtype=bool)
     full_prob = None
-    hits = np.argwhere(prob_np >= post.threshold * 0.5) if found else np.zeros((0, 3))
     if len(hits):
         box = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(hits.min(0), hits.max(0)))
-        original = space.to_original(torch.from_numpy(prob_np), box)
-        mask = original >= post.threshold
+        with stage("resample back"):
+            original = space.to_original(torch.from_numpy(prob_np), box)
+        with stage("threshold"):
+            mask = original >= post.threshold
         if return_probability:
             full_prob = original
     if found and prompt.text and not mask.any():
@@ -54,9 +58,11 @@ def build_result(prompt: Prompt, probability: torch.Tensor, presence: float, thr
         terminology, color, concept = generic_terminology(name), color_for_text(name), None
     if prompt.name:
         name = prompt.name
+    with stage("threshold"):
+        volume_ml = float(mask.sum()) * volume.geometry.voxel_volume_ml
     result = SegmentResult(
         name=name, mask=mask, color=color, terminology=terminology, prompt=prompt.text, concept_id=concept,
-        presence=float(presence), found=bool(found), volume_ml=float(mask.sum()) * volume.geometry.voxel_volume_ml,
+        presence=float(presence), found=bool(found), volume_ml=volume_ml,
         algorithm_type="SEMIAUTOMATIC" if prompt.has_clicks else "AUTOMATIC", probability=full_prob,
         session_token=session_token)
     return result, prob_np

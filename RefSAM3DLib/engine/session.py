@@ -29,6 +29,7 @@ from .intensity import detect_modality
 from .model_image import outside_air, prepare_model_image
 from .model_space import ModelSpace
 from .postprocess import PostProcessing
+from .profiling import stage
 from .progress import check_cancel, report
 from .prompt_geometry import PromptGeometry
 from .prompts import Prompt
@@ -48,7 +49,8 @@ class Session:
         self.window = tuple(cfg.window_size)
         self.space = ModelSpace.build(volume.geometry, cfg.spacing_mm,
                                       cfg.window_size[1] if cfg.fit_in_plane else None)
-        self.modality = (modality or volume.modality or detect_modality(volume.array)).upper()
+        with stage("modality"):
+            self.modality = (modality or volume.modality or detect_modality(volume.array)).upper()
         if self.modality == "MRI":
             self.modality = "MR"
         self.token = id(self)
@@ -97,13 +99,15 @@ class Session:
     # ------------------------------------------------------------------ helpers
     def _outside_air(self) -> np.ndarray:
         if self._outside is None:
-            self._outside = outside_air(self.image)
+            with stage("outside-air check"):
+                self._outside = outside_air(self.image)
         return self._outside
 
     def _remember(self, result: SegmentResult, probability: np.ndarray) -> None:
         """Keep the model map of the last ``REFINEMENT_MEMORY`` results (older ones refine from their mask)."""
         result.refinement_id = next(self._handles)
-        self._refinement[result.refinement_id] = torch.from_numpy(probability).half()
+        with stage("keep map"):
+            self._refinement[result.refinement_id] = torch.from_numpy(probability).half()
         while len(self._refinement) > REFINEMENT_MEMORY:
             self._refinement.popitem(last=False)
 
@@ -137,7 +141,8 @@ class Session:
         threshold = self.predictor.presence_threshold if presence_threshold is None else presence_threshold
         clicks = [self.geometry.points(p) for p in prompts]
         boxes = [self.geometry.box(p) for p in prompts]
-        previous = [self._previous_probability(p.previous) for p in prompts]
+        with stage("previous map"):
+            previous = [self._previous_probability(p.previous) for p in prompts]
 
         # whole-volume pass for text prompts that do not refine an earlier result by clicks
         global_ids = [i for i, p in enumerate(prompts) if p.text and not (previous[i] is not None and p.has_clicks)]
@@ -160,17 +165,18 @@ class Session:
         if focus:
             self.passes.click_pass(focus, prompts, clicks, boxes, previous, probability, progress, cancel, done,
                                    total)
-        for i, p in enumerate(prompts):
-            if len(clicks[i][0]):
-                probability[i] = apply_click_constraints(probability[i], clicks[i][0], clicks[i][1], bool(p.text),
-                                                         post.threshold)
-        for i, box in enumerate(boxes):
-            if box is not None:
-                keep = torch.zeros(self.grid_shape, dtype=torch.bool, device=self.predictor.device)
-                lo = np.floor(box[0] - 1).astype(int).clip(0)
-                hi = np.ceil(box[1] + 2).astype(int)
-                keep[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
-                probability[i] = probability[i] * keep
+        with stage("click constraints"):
+            for i, p in enumerate(prompts):
+                if len(clicks[i][0]):
+                    probability[i] = apply_click_constraints(probability[i], clicks[i][0], clicks[i][1], bool(p.text),
+                                                             post.threshold)
+            for i, box in enumerate(boxes):
+                if box is not None:
+                    keep = torch.zeros(self.grid_shape, dtype=torch.bool, device=self.predictor.device)
+                    lo = np.floor(box[0] - 1).astype(int).clip(0)
+                    hi = np.ceil(box[1] + 2).astype(int)
+                    keep[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+                    probability[i] = probability[i] * keep
         check_cancel(cancel)
         t_decode = time.perf_counter()
         results = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .profiling import stage
 from .progress import check_cancel, report
 from .slice_cache import SliceFeatureStore
 from .sliding_window import Start, window_slices
@@ -43,11 +44,12 @@ class WindowCache:
             self._encode_slices(missing, progress, cancel)
 
         def run(model, batch):
-            if self.slices is not None:
-                maps = [self.slices.window(s[0], s[0] + self.window[0]) for s in batch]
-                return model.lift_slices([torch.cat([m[k] for m in maps]) for k in range(4)])
-            x = torch.stack([self.window_image(s) for s in batch])[:, None]
-            return model.encode_image(x)
+            with stage("encode"):
+                if self.slices is not None:
+                    maps = [self.slices.window(s[0], s[0] + self.window[0]) for s in batch]
+                    return model.lift_slices([torch.cat([m[k] for m in maps]) for k in range(4)])
+                x = torch.stack([self.window_image(s) for s in batch])[:, None]
+                return model.encode_image(x)
 
         for batch, stages in self.predictor.map_batches(missing, "encode", run, lambda: self.sync(cancel)):
             for i, s in enumerate(batch):
@@ -68,7 +70,7 @@ class WindowCache:
 
         self.sync(cancel)
         with torch.no_grad(), torch.autocast(self.predictor.device.type, dtype=torch.bfloat16,
-                                             enabled=self.predictor.amp):
+                                             enabled=self.predictor.amp), stage("encode"):
             self.slices.ensure(needed, on_batch)
 
     def sync(self, cancel) -> None:
