@@ -12,6 +12,7 @@ import pytest
 import yaml
 from scipy import ndimage
 
+from RefSAM3DLib.io import meshes
 from RefSAM3DLib.training.datalist import load_datalist
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +66,7 @@ def _dice(a, b) -> float:
 
 def test_a_sphere_shell_fills_to_the_ball(registry):
     shape, centre, radius = (40, 40, 40), (20, 19, 21), 12
-    result = registry.mesh_to_mask(_sphere_mesh(shape, centre, radius), shape)
+    result = meshes.mesh_to_mask(_sphere_mesh(shape, centre, radius), shape)
     truth = _ball(shape, centre, radius)
     assert result.radius <= 1 and result.sealed_gain > 1.0
     assert _dice(result.mask, truth) > 0.95
@@ -76,7 +77,7 @@ def test_a_shell_with_a_gap_is_closed_before_filling(registry):
     triangles = _sphere_mesh(shape, centre, radius)
     hole = np.linalg.norm(triangles.mean(axis=1) - (20, 20, 32), axis=1) < 2.5  # a ~4-voxel hole at the top
     assert hole.any()
-    result = registry.mesh_to_mask(triangles[~hole], shape)
+    result = meshes.mesh_to_mask(triangles[~hole], shape)
     assert result.radius >= 1
     assert _dice(result.mask, _ball(shape, centre, radius)) > 0.95
 
@@ -85,8 +86,8 @@ def test_a_shell_cut_by_the_image_border_is_capped(registry):
     shape, centre, radius = (40, 40, 30), (20, 20, 4), 12  # the ball leaves the image below z = 0
     triangles = _sphere_mesh(shape, centre, radius)  # open at z = 0
     truth = _ball(shape, centre, radius)
-    assert _dice(registry.fill_shell(registry.rasterise_triangles(triangles, shape)).mask, truth) < 0.8  # uncapped
-    assert _dice(registry.mesh_to_mask(triangles, shape).mask, truth) > 0.95
+    assert _dice(meshes.fill_shell(meshes.rasterise_triangles(triangles, shape)).mask, truth) < 0.8  # uncapped
+    assert _dice(meshes.mesh_to_mask(triangles, shape).mask, truth) > 0.95
 
 
 def test_a_tunnel_stays_open(registry):
@@ -95,7 +96,7 @@ def test_a_tunnel_stays_open(registry):
     grid = np.indices((30, 30)).astype(float)
     ring = np.abs(np.hypot(grid[0] - 15, grid[1] - 15) - 8) < 0.8
     shell[:, :, 5:25] = ring[:, :, None]
-    result = registry.fill_shell(shell)
+    result = meshes.fill_shell(shell)
     assert not result.mask[15, 15, 15] and result.mask.sum() == shell.sum()
 
 
@@ -113,11 +114,11 @@ def test_stl_reader_binary_and_ascii(registry, tmp_path):
     facets = "".join("facet normal 0 0 1\n outer loop\n" + "".join(f"  vertex {x} {y} {z}\n" for x, y, z in t)
                      + " endloop\nendfacet\n" for t in triangles)
     (tmp_path / "a.stl").write_text(f"solid tiny\n{facets}endsolid tiny\n")
-    np.testing.assert_allclose(registry.read_stl(tmp_path / "b.stl"), triangles)
-    np.testing.assert_allclose(registry.read_stl(tmp_path / "a.stl"), triangles)
+    np.testing.assert_allclose(meshes.read_stl(tmp_path / "b.stl"), triangles)
+    np.testing.assert_allclose(meshes.read_stl(tmp_path / "a.stl"), triangles)
     (tmp_path / "bad.stl").write_bytes(b"\x00" * 90)
-    with pytest.raises(registry.RegistryDataError, match="neither a binary STL"):
-        registry.read_stl(tmp_path / "bad.stl")
+    with pytest.raises(meshes.MeshError, match="neither a binary STL"):
+        meshes.read_stl(tmp_path / "bad.stl")
 
 
 def test_structures_csv_name_map(registry):
