@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from .config import RefSAM3DConfig
-from .cross_modal import CrossModalProjector
 from .lift3d import Lift3D
 from .lite_fusion import LiteTextFusion
 from .lite_mask_decoder import LiteMaskDecoder3D
@@ -24,7 +23,7 @@ from .mask_decoder import DecoderOutput
 from .prompt_encoder import PromptEncoder3D
 from .refsam3d import RefSAM3D
 from .slice_encoder import SliceEncoder
-from .text_encoder import TextEncoder, build_text_encoder
+from .text_encoder import TextEncoder
 from .text_features import TextFeatures
 
 # The pretrained Fourier features know only x and y; a depth row as strong as theirs changes every prompt token
@@ -34,36 +33,27 @@ DEPTH_FREQUENCY_SCALE = 0.25
 
 class LiteRefSAM3D(RefSAM3D):
     def __init__(self, config: RefSAM3DConfig, text_encoder: TextEncoder | None = None) -> None:
-        nn.Module.__init__(self)
         if not config.is_lite:
             raise ValueError(f"config {config.name!r} is not a lite (tinyvit) configuration")
-        self.config = config
-        dim = config.neck_dim
+        super().__init__(config, text_encoder)
+
+    def _build_image_path(self, config: RefSAM3DConfig) -> None:
         self.slice_encoder = SliceEncoder(strided_stem=config.tinyvit_stem == "strided")
-        channels = self.slice_encoder.channels
-        self.lift = Lift3D(channels, config.lite_adapter_dims)
-        self.text_encoder = text_encoder if text_encoder is not None else build_text_encoder(config)
-        self.projector = CrossModalProjector(self.text_encoder.token_dim, self.text_encoder.sentence_dim, dim)
-        self.fusion = LiteTextFusion(channels, dim, config.lite_fusion_heads)
-        self.no_text_word = nn.Parameter(torch.zeros(1, 1, dim))
-        self.no_text_sentence = nn.Parameter(torch.zeros(1, dim))
-        nn.init.normal_(self.no_text_word, std=0.02)
-        nn.init.normal_(self.no_text_sentence, std=0.02)
-        self.prompt_encoder = PromptEncoder3D(dim, config.token_grid, config.window_size, config.mask_stride)
+        self.lift = Lift3D(self.slice_encoder.channels, config.lite_adapter_dims)
+
+    def _build_fusion(self, config: RefSAM3DConfig) -> nn.Module:
+        return LiteTextFusion(self.slice_encoder.channels, config.neck_dim, config.lite_fusion_heads)
+
+    def _build_prompt_path(self, config: RefSAM3DConfig) -> None:
+        self.prompt_encoder = PromptEncoder3D(config.neck_dim, config.token_grid, config.window_size, config.mask_stride)
         with torch.no_grad():  # depth gets low frequencies: close to the 2D prompt geometry at the start
             self.prompt_encoder.pe_layer.gaussian[0].mul_(DEPTH_FREQUENCY_SCALE)
-        self.mask_decoder = LiteMaskDecoder3D(channels, dim, config.decoder_depth, config.decoder_heads,
-                                              config.decoder_mlp_dim)
-        self.configure_trainable()
+        self.mask_decoder = LiteMaskDecoder3D(self.slice_encoder.channels, config.neck_dim, config.decoder_depth,
+                                              config.decoder_heads, config.decoder_mlp_dim)
 
-    def configure_trainable(self) -> None:
-        """Frozen: TinyViT and the text tower. Trained: adapters, fusion, projector, prompt encoder, decoder."""
-        for p in self.parameters():
-            p.requires_grad_(True)
-        for p in self.text_encoder.parameters():
-            p.requires_grad_(False)
-        for p in self.slice_encoder.parameters():
-            p.requires_grad_(False)
+    def frozen_image_parameters(self) -> list[nn.Parameter]:
+        """The whole TinyViT: frozen and cached per slice (adapters, fusion, prompt encoder, decoder are trained)."""
+        return list(self.slice_encoder.parameters())
 
     # ------------------------------------------------------------------ image path
     def encode_slices(self, slices: torch.Tensor) -> list[torch.Tensor]:

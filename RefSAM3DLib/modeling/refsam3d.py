@@ -32,30 +32,44 @@ class RefSAM3D(nn.Module):
         super().__init__()
         self.config = config
         dim = config.neck_dim
-        self.image_encoder = ImageEncoder3D(config)
+        self._build_image_path(config)
         self.text_encoder = text_encoder if text_encoder is not None else build_text_encoder(config)
         self.projector = CrossModalProjector(self.text_encoder.token_dim, self.text_encoder.sentence_dim, dim)
-        self.fusion = HierarchicalCrossAttention(dim, config.fusion_heads, config.fusion_ffn_dim)
+        self.fusion = self._build_fusion(config)
         self.no_text_word = nn.Parameter(torch.zeros(1, 1, dim))
         self.no_text_sentence = nn.Parameter(torch.zeros(1, dim))
         nn.init.normal_(self.no_text_word, std=0.02)
         nn.init.normal_(self.no_text_sentence, std=0.02)
-        self.prompt_encoder = PromptEncoder3D(dim, config.token_grid, config.window_size)
-        self.mask_decoder = MaskDecoder3D(config)
+        self._build_prompt_path(config)
         self.configure_trainable()
+
+    # ------------------------------------------------------------------ construction hooks (the lite model overrides)
+    def _build_image_path(self, config: RefSAM3DConfig) -> None:
+        self.image_encoder = ImageEncoder3D(config)
+
+    def _build_fusion(self, config: RefSAM3DConfig) -> nn.Module:
+        return HierarchicalCrossAttention(config.neck_dim, config.fusion_heads, config.fusion_ffn_dim)
+
+    def _build_prompt_path(self, config: RefSAM3DConfig) -> None:
+        self.prompt_encoder = PromptEncoder3D(config.neck_dim, config.token_grid, config.window_size)
+        self.mask_decoder = MaskDecoder3D(config)
+
+    def frozen_image_parameters(self) -> list[nn.Parameter]:
+        """Image-side weights that stay as pretrained: SAM's blocks when the config freezes the backbone."""
+        if not self.config.freeze_backbone:
+            return []
+        frozen = set(self.image_encoder.frozen_parameter_names())
+        return [p for name, p in self.image_encoder.named_parameters() if name in frozen]
 
     # ------------------------------------------------------------------ parameters
     def configure_trainable(self) -> None:
-        """The paper's split: SAM-derived encoder weights and the text tower frozen, everything else trained."""
+        """The paper's split: pretrained image-encoder weights and the text tower frozen, everything else trained."""
         for p in self.parameters():
             p.requires_grad_(True)
         for p in self.text_encoder.parameters():
             p.requires_grad_(False)
-        if self.config.freeze_backbone:
-            frozen = set(self.image_encoder.frozen_parameter_names())
-            for name, p in self.image_encoder.named_parameters():
-                if name in frozen:
-                    p.requires_grad_(False)
+        for p in self.frozen_image_parameters():
+            p.requires_grad_(False)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
