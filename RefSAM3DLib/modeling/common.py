@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 
-class LayerNorm3d(nn.Module):
-    """LayerNorm over the channel axis of a (B, C, D, H, W) tensor (SAM's LayerNorm2d, one axis more)."""
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of (B, C, *spatial): SAM's LayerNorm2d for 2D maps and 3D volumes alike."""
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -20,7 +20,8 @@ class LayerNorm3d(nn.Module):
         mean = x.mean(1, keepdim=True)
         var = (x - mean).pow(2).mean(1, keepdim=True)
         x = (x - mean) / torch.sqrt(var + self.eps)
-        return (x * self.weight[:, None, None, None].float() + self.bias[:, None, None, None].float()).to(dtype)
+        view = (1, -1) + (1,) * (x.ndim - 2)
+        return (x * self.weight.float().view(view) + self.bias.float().view(view)).to(dtype)
 
 
 class MLPBlock(nn.Module):

@@ -12,7 +12,7 @@ from torch import nn
 
 from .adapter import Adapter3D
 from .attention3d import Attention3D
-from .common import LayerNorm3d, MLPBlock
+from .common import ChannelLayerNorm, MLPBlock
 from .config import RefSAM3DConfig
 from .patch_embed import PatchEmbed3D, PositionEmbedding3D
 from .windows3d import merge, pad_to_windows, partition, shift_mask
@@ -66,9 +66,9 @@ class Neck3D(nn.Module):
     def __init__(self, dim: int, out_dim: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv3d(dim, out_dim, kernel_size=1, bias=False)
-        self.norm1 = LayerNorm3d(out_dim)
+        self.norm1 = ChannelLayerNorm(out_dim)
         self.conv2 = nn.Conv3d(out_dim, out_dim, kernel_size=3, padding=1, bias=False)
-        self.norm2 = LayerNorm3d(out_dim)
+        self.norm2 = ChannelLayerNorm(out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm2(self.conv2(self.norm1(self.conv1(x))))

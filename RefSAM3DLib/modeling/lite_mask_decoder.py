@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import MLP, LayerNorm3d
+from .common import MLP, ChannelLayerNorm
 from .depthwise3d import DepthwiseConv3d
 from .mask_decoder import DecoderOutput
 from .two_way_transformer import TwoWayTransformer
@@ -40,7 +40,7 @@ class LiteMaskDecoder3D(nn.Module):
         self.presence_token = nn.Embedding(1, dim)
         self.stage_merge = nn.ModuleList([_zero(nn.Conv3d(c1, dim, 1)), _zero(nn.Conv3d(c2, dim, 1))])
         self.output_upscaling = nn.Sequential(
-            nn.ConvTranspose3d(dim, u1, kernel_size=(1, 2, 2), stride=(1, 2, 2)), LayerNorm3d(u1), nn.GELU(),
+            nn.ConvTranspose3d(dim, u1, kernel_size=(1, 2, 2), stride=(1, 2, 2)), ChannelLayerNorm(u1), nn.GELU(),
             nn.ConvTranspose3d(u1, u2, kernel_size=(1, 2, 2), stride=(1, 2, 2)), nn.GELU())
         self.stage0_skip = _zero(nn.Conv3d(c0, u1, 1))
         self.depth_mix = _zero(DepthwiseConv3d(u2, (3, 1, 1)))

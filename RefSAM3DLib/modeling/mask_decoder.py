@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MLP, LayerNorm3d
+from .common import MLP, ChannelLayerNorm
 from .config import RefSAM3DConfig
 from .two_way_transformer import TwoWayTransformer
 
@@ -34,7 +34,7 @@ class MaskDecoder3D(nn.Module):
         self.mask_token = nn.Embedding(1, dim)
         ins = (dim,) + tuple(chans[:-1])
         self.upscaling = nn.ModuleList(nn.ConvTranspose3d(i, o, kernel_size=2, stride=2) for i, o in zip(ins, chans))
-        self.upscaling_norms = nn.ModuleList(LayerNorm3d(c) for c in chans[:-1])
+        self.upscaling_norms = nn.ModuleList(ChannelLayerNorm(c) for c in chans[:-1])
         self.skip_projections = nn.ModuleList(nn.Conv3d(dim, chans[i], kernel_size=1)
                                               for i in range(min(3, len(chans))))
         self.hypernetwork = MLP(dim, dim, chans[-1], 3)

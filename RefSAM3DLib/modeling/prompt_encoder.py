@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from .common import LayerNorm3d
+from .common import ChannelLayerNorm
 
 NEGATIVE, POSITIVE, BOX_MIN, BOX_MAX, PADDING = 0, 1, 2, 3, -1
 
@@ -59,8 +59,8 @@ class PromptEncoder3D(nn.Module):
         self.text_embed = nn.Embedding(1, embed_dim)  # marks the sentence token among the sparse tokens
         self.no_mask_embed = nn.Embedding(1, embed_dim)
         self.mask_downscaling = nn.Sequential(
-            nn.Conv3d(1, 4, kernel_size=mask_stride, stride=mask_stride), LayerNorm3d(4), nn.GELU(),
-            nn.Conv3d(4, 16, kernel_size=mask_stride, stride=mask_stride), LayerNorm3d(16), nn.GELU(),
+            nn.Conv3d(1, 4, kernel_size=mask_stride, stride=mask_stride), ChannelLayerNorm(4), nn.GELU(),
+            nn.Conv3d(4, 16, kernel_size=mask_stride, stride=mask_stride), ChannelLayerNorm(16), nn.GELU(),
             nn.Conv3d(16, embed_dim, kernel_size=1))
 
     @property

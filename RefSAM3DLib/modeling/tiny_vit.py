@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .common import ChannelLayerNorm
+
 LITE_MEDSAM = {"embed_dims": (64, 128, 160, 320), "depths": (2, 2, 6, 2), "num_heads": (2, 4, 5, 10),
                "window_sizes": (7, 7, 14, 7), "mlp_ratio": 4.0, "mbconv_expand": 4.0}
 
@@ -152,21 +154,6 @@ class Stage(nn.Module):
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
-class ChannelNorm(nn.Module):
-    """LayerNorm over the channels of (B, C, H, W) (SAM's LayerNorm2d)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight[:, None, None] + self.bias[:, None, None]
-
-
 @dataclass
 class TinyViTFeatures:
     """Per-slice outputs that RefSAM3D lifts to 3D: the merged stage-0 map (1/2 of the slice), the
@@ -200,8 +187,8 @@ class TinyViT(nn.Module):
             down = None if last else PatchMerging(dim, embed_dims[i + 1], stride)
             layers.append(Stage(blocks, down))
         self.layers = nn.ModuleList(layers)
-        self.neck = nn.Sequential(nn.Conv2d(embed_dims[-1], out_dim, 1, bias=False), ChannelNorm(out_dim),
-                                  nn.Conv2d(out_dim, out_dim, 3, padding=1, bias=False), ChannelNorm(out_dim))
+        self.neck = nn.Sequential(nn.Conv2d(embed_dims[-1], out_dim, 1, bias=False), ChannelLayerNorm(out_dim),
+                                  nn.Conv2d(out_dim, out_dim, 3, padding=1, bias=False), ChannelLayerNorm(out_dim))
 
     @property
     def input_multiple(self) -> int:
