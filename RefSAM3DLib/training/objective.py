@@ -34,7 +34,7 @@ def _pad_clicks(coords: list[np.ndarray], labels: list[np.ndarray], device) -> t
 
 class TrainingObjective(nn.Module):
     def __init__(self, model: RefSAM3D, presence_weight: float = 0.5, corrective_probability: float = 0.5,
-                 max_rounds: int = 2, no_click_probability: float = 0.25, absent_mask_weight: float = 0.1) -> None:
+                 max_rounds: int = 2, no_click_probability: float = 0.25, absent_mask_weight: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.presence_weight = presence_weight

@@ -20,7 +20,7 @@ from .vocabulary_bridge import StructureText
 MIN_PRESENT_VOXELS = 20
 # text alone is the hardest and the most used way to ask, so it gets the largest share; clicks and boxes
 # without text must still be learned well enough that a click always lands in its mask
-MODES = (("text", 0.5), ("text+points", 0.15), ("text+box", 0.08), ("points", 0.16), ("box", 0.11))
+MODES = (("text", 0.45), ("text+points", 0.15), ("text+box", 0.1), ("points", 0.18), ("box", 0.12))
 
 
 @dataclass

@@ -50,7 +50,7 @@ class TrainConfig:
     num_prompts: int = 2
     corrective_probability: float = 0.5
     presence_weight: float = 0.5
-    absent_mask_weight: float = 0.1  # mask-loss weight of absent-structure prompts (presence answers those)
+    absent_mask_weight: float = 1.0  # mask-loss weight of absent-structure prompts (see training/losses.py)
     checkpoint_every: int = 200
     epoch_length: int = 400  # crops per epoch (all ranks together)
     seed: int = 0
