@@ -34,7 +34,7 @@ demo-model: $(STAMP)
 # Trains the lite model (issue 9; not shipped yet) on the shared + registry data. CPU, 2 cores: ~17 min of slice
 # encoding, then ~7-15 s/step; rerunning the same command resumes (split it with --time-limit-minutes / --stop-at).
 LITE_RUN ?= runs/lite
-LITE_STEPS ?= 1100
+LITE_STEPS ?= 4000
 lite-model: registry-data
 	$(VENV)/bin/refsam3d train --datalist datasets/lite_training.yaml --config lite --out $(LITE_RUN) \
 	  --steps $(LITE_STEPS) --batch-size 1 --num-prompts 3 --corrective-probability 0.4 --lr 2e-4 \
