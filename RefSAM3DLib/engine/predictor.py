@@ -41,21 +41,26 @@ def _is_oom(exc: BaseException) -> bool:
 class RefSAM3DPredictor:
     def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float | None = None,
                  batch_size: int | None = None, presence_threshold: float = 0.5, presence_gating: bool = True,
-                 metadata: dict | None = None) -> None:
+                 metadata: dict | None = None, anatomy_prior: bool = True) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
         # lite windows cover whole slices, so overlap only acts in depth, where a quarter suffices
         self.overlap = overlap if overlap is not None else (0.25 if model.config.is_lite else 0.5)
         self.presence_threshold = presence_threshold
         self.presence_gating = presence_gating
+        # text prompts for structures the shipped reference CT shows are guided by its registration (CT only)
+        self.anatomy_prior = anatomy_prior
         self.metadata = dict(metadata or {})
         self.batch_size = {"encode": batch_size or self._default_batch(), "decode": batch_size or self._default_batch()}
         self.fell_back_to_cpu = False
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "refsam3d-demo", device: str = "auto",
+    def from_pretrained(cls, name_or_path: str | Path | None = None, device: str = "auto",
                         **kwargs) -> "RefSAM3DPredictor":
+        from ..zoo.catalogue import DEFAULT_MODEL
         from ..zoo.resolve import resolve_model
+
+        name_or_path = DEFAULT_MODEL if name_or_path is None else name_or_path
 
         model, metadata = load_refsam3d(resolve_model(str(name_or_path)))
         return cls(model, device=device, metadata=metadata, **kwargs)

@@ -20,8 +20,10 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from ..anatomy import AnatomyPrior
 from ..io.segments import SegmentOutput
 from ..io.volume import Volume
+from .anatomy_guidance import fuse_with_prior, guide_prompts
 from .click_constraints import apply_click_constraints
 from .decode_passes import DecodePasses, presence_gate  # noqa: F401  (presence_gate: public re-export)
 from .errors import PromptError
@@ -61,6 +63,7 @@ class Session:
         self.passes = DecodePasses(predictor, self.cache, self.geometry, tuple(image.shape))
         self._refinement: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._handles = itertools.count(1)
+        self.anatomy = AnatomyPrior(volume, self.modality)  # fitted on the first text prompt that needs it
 
     # ------------------------------------------------------------------ what callers and tests look at
     @property
@@ -134,9 +137,12 @@ class Session:
                 presence_threshold: float | None = None) -> list[SegmentResult]:
         """Segment one or more prompts; prompts given together share encoder and decoder batches."""
         t0 = time.perf_counter()
-        prompts = [prompts] if isinstance(prompts, Prompt) else list(prompts)
-        if not prompts:
+        asked = [prompts] if isinstance(prompts, Prompt) else list(prompts)
+        if not asked:
             raise PromptError("no prompts given")
+        prompts, hints = (guide_prompts(asked, self.anatomy) if self.predictor.anatomy_prior
+                          else (asked, [None] * len(asked)))
+        not_in_scan = {i for i, h in enumerate(hints) if h is not None and h.state == "outside"}
         post = postprocessing or PostProcessing()
         threshold = self.predictor.presence_threshold if presence_threshold is None else presence_threshold
         clicks = [self.geometry.points(p) for p in prompts]
@@ -145,7 +151,8 @@ class Session:
             previous = [self._previous_probability(p.previous) for p in prompts]
 
         # whole-volume pass for text prompts that do not refine an earlier result by clicks
-        global_ids = [i for i, p in enumerate(prompts) if p.text and not (previous[i] is not None and p.has_clicks)]
+        global_ids = [i for i, p in enumerate(prompts)
+                      if p.text and i not in not_in_scan and not (previous[i] is not None and p.has_clicks)]
         windows = self.volume_windows() if global_ids else []
         focus = {i: self.geometry.focus_windows(clicks[i][0], boxes[i]) for i, p in enumerate(prompts)
                  if p.has_clicks}
@@ -158,6 +165,9 @@ class Session:
 
         probability: dict[int, torch.Tensor] = {}
         presence = {i: 1.0 for i in range(len(prompts))}
+        for i in not_in_scan:  # the fitted reference puts the structure outside this scan
+            probability[i] = torch.zeros(self.grid_shape, device=self.predictor.device)
+            presence[i] = 0.0
         if global_ids:
             self.passes.text_pass(global_ids, windows, prompts, clicks, boxes, threshold,
                                   self.predictor.presence_gating, probability, presence, progress, cancel, done, total)
@@ -177,10 +187,14 @@ class Session:
                     hi = np.ceil(box[1] + 2).astype(int)
                     keep[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
                     probability[i] = probability[i] * keep
+        with stage("anatomy fusion"):
+            for i, hint in enumerate(hints):
+                if hint is not None and hint.state == "located":
+                    probability[i] = fuse_with_prior(probability[i], previous[i], self.space.spacing_mm)
         check_cancel(cancel)
         t_decode = time.perf_counter()
         results = []
-        for i, p in enumerate(prompts):
+        for i, p in enumerate(asked):
             result, model_prob = build_result(p, probability[i], presence[i], threshold, post, self.space,
                                               self.volume, return_probability, self.token)
             self._remember(result, model_prob)

@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "RefSAM3DSlicer"
 ENTRY_POINTS = [REPO / "RefSAM3DLib" / "engine" / "predictor.py", REPO / "RefSAM3DLib" / "io" / "exporters.py",
                 *sorted((MODULE / "RefSAM3DSlicerLib").glob("*.py"))]
-PROVIDED_BY_SLICER = {"slicer", "vtk", "qt", "ctk", "PyTorchUtils", "packaging"}  # packaging: optional, guarded
+PROVIDED_BY_SLICER = {"slicer", "vtk", "qt", "ctk", "PyTorchUtils", "packaging",  # packaging: optional, guarded
+                      "SimpleITK"}  # bundled with Slicer (the anatomy prior registers with it)
 
 
 def _local_file(module: str) -> Path | None:
@@ -79,7 +80,7 @@ def test_requirements_are_exactly_what_inference_and_export_import():
     listed = {canonical(r.name) for r in requirement_lines()}
     assert listed - needed == set(), f"listed but never imported by inference/export: {listed - needed}"
     assert needed - listed == set(), f"imported by inference/export but not listed: {needed - listed}"
-    for unused in ("monai", "simpleitk", "matplotlib", "pyyaml", "tensorboard", "pynrrd"):
+    for unused in ("monai", "matplotlib", "pyyaml", "tensorboard", "pynrrd"):
         assert unused not in listed
 
 
