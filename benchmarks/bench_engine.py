@@ -3,8 +3,8 @@ session, one click refinement, and peak GPU memory.
 
     # GPU: a real-size CT (the shared abdomen CT resampled to 512x512x300 at ~0.8x0.8x1.25 mm)
     python benchmarks/bench_engine.py --device cuda --model vit_b --real-size --json out.json
-    # CPU: the demo model on the 3 mm shared abdomen CT (the bundled sample)
-    python benchmarks/bench_engine.py --device cpu --model refsam3d-demo --json out.json
+    # CPU: the default model on the 3 mm shared abdomen CT (the bundled sample)
+    python benchmarks/bench_engine.py --device cpu --model refsam3d-lite --json out.json
 
 ``--model`` is a catalogue name / checkpoint path, or a config preset (random weights: speed does not
 depend on the weights). Medians over --repeats runs after one warm-up.
@@ -64,7 +64,7 @@ def load_predictor(name: str, device: str) -> RefSAM3DPredictor:
 
 def main() -> None:
     parser = benchmark_parser(__doc__, repeats=5)
-    parser.add_argument("--model", default="refsam3d-demo")
+    parser.add_argument("--model", default="refsam3d-lite")
     parser.add_argument("--real-size", action="store_true", help="use the 512x512x300 resampled CT")
     args = parser.parse_args()
     device = torch.device(args.device)

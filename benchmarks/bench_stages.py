@@ -2,7 +2,7 @@
 the cached session and one click refinement, on a clinical-size CT, with the former image-resampling path
 ("before") and the current one ("after") timed in the same run.
 
-    python benchmarks/bench_stages.py --model refsam3d-demo --repeats 3 --json stages.json
+    python benchmarks/bench_stages.py --model refsam3d-lite --repeats 3 --json stages.json
     python benchmarks/bench_stages.py --quick        # 256x256x150 voxels, 1 repeat: checks the script end to end
 
 The CT is the bundled sample CT (a real abdominal CT at 3 mm) resampled onto 512x512x300 voxels of
@@ -132,7 +132,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="refsam3d-demo", help="catalogue name, checkpoint or config preset")
+    parser.add_argument("--model", default="refsam3d-lite", help="catalogue name, checkpoint or config preset")
     parser.add_argument("--image", help="profile this CT instead of the synthesised one")
     parser.add_argument("--shape", type=int, nargs=3, default=[512, 512, 300])
     parser.add_argument("--spacing", type=float, nargs=3, default=[0.7, 0.7, 1.5])

@@ -1,6 +1,6 @@
 """RefSAM3DPredictor: a model on a device, ready to open volumes (SAM's predictor, for 3D volumes).
 
-    predictor = RefSAM3DPredictor.from_pretrained("refsam3d-demo")
+    predictor = RefSAM3DPredictor.from_pretrained()  # the bundled default model
     session = predictor.open(volume)                      # cached window embeddings
     liver, = session.segment(Prompt(text="liver"))
     refined, = session.segment(Prompt(points=[(x, y, z)], previous=liver))

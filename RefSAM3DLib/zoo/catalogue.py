@@ -18,7 +18,7 @@ ZOO_DIR = Path(__file__).resolve().parent
 CATALOGUE_PATH = ZOO_DIR / "catalogue.json"
 BUNDLED_MODELS_DIR = ZOO_DIR / "models"
 # What the CLI, the Python API and the Slicer panel use when no model is named.
-DEFAULT_MODEL = "refsam3d-demo"
+DEFAULT_MODEL = "refsam3d-lite"
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ def model_choices() -> list[ModelChoice]:
         entries = sorted(load_catalogue(), key=lambda e: not e.bundled)
     except Exception as error:  # noqa: BLE001 - backend missing or catalogue damaged: offer the default
         log.info("model catalogue unavailable (%s)", error)
-        return [ModelChoice(DEFAULT_MODEL, "RefSAM3D demo model")]
+        return [ModelChoice(DEFAULT_MODEL, "RefSAM3D lite model")]
     choices = [ModelChoice(e.name, f"{e.description} (version {e.version}, licence {e.licence})")
                for e in entries if e.name not in TRAINING_ONLY_MODELS]
-    return choices or [ModelChoice(DEFAULT_MODEL, "RefSAM3D demo model")]
+    return choices or [ModelChoice(DEFAULT_MODEL, "RefSAM3D lite model")]
 
 
 def device_choices() -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from .shortcuts import default_shortcuts, validated_shortcuts
 log = logging.getLogger(__name__)
 
 # The zoo default (RefSAM3DLib.zoo.catalogue.DEFAULT_MODEL), repeated so that this module imports without the backend.
-DEFAULT_MODEL = "refsam3d-demo"
+DEFAULT_MODEL = "refsam3d-lite"
 DEVICES = ("auto", "cuda", "cpu")
 MODALITIES = ("auto", "CT", "MR")
 MAX_RECENT_PROMPTS = 30

@@ -430,9 +430,9 @@ def _cli_process(args: list[str], limit_bytes: int | None = None, **kwargs) -> s
 def test_full_disk_leaves_nothing_behind(base, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    # the bundled demo model (the default): its text model must not print a loading bar either
+    # the bundled default model: its text model must not print a loading bar either
     process = _cli_process(["segment", "--image", str(base["image"]), "--prompt", "liver", "--out",
-                            str(out / "seg.nii.gz"), "--model", "refsam3d-demo", "--device", "cpu", "--quiet"],
+                            str(out / "seg.nii.gz"), "--model", "refsam3d-lite", "--device", "cpu", "--quiet"],
                            limit_bytes=64)
     _, err = process.communicate(timeout=300)
     lines = err.strip().splitlines()

@@ -54,10 +54,10 @@ def put(path: Path, data: bytes = DATA) -> Path:
 def test_packaged_catalogue_lists_the_real_models():
     entries = {e.name: e for e in load_catalogue()}
     assert set(entries) == {DEFAULT_MODEL, "sam-vit-b"}
-    demo, sam = entries["refsam3d-demo"], entries["sam-vit-b"]
-    assert DEFAULT_MODEL == "refsam3d-demo"
-    assert demo.bundled and demo.file == "refsam3d_demo.pt" and demo.config == "demo"
-    assert demo.size_bytes <= 40e6 and demo.sha256 is not None  # the package stays small and verified
+    lite, sam = entries["refsam3d-lite"], entries["sam-vit-b"]
+    assert DEFAULT_MODEL == "refsam3d-lite"  # the from-scratch demo model is retired from the package
+    assert lite.bundled and lite.file == "refsam3d_lite.pt" and lite.config == "lite"
+    assert lite.size_bytes <= 40e6 and lite.sha256 is not None  # the package stays small and verified
     assert not sam.bundled and sam.config == "vit_b" and sam.licence == "Apache-2.0"
     assert sam.url == "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"
     for entry in entries.values():
@@ -67,7 +67,7 @@ def test_packaged_catalogue_lists_the_real_models():
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(UnknownModelError) as error:
         get_entry("sam-vit-z")
-    assert str(error.value) == "unknown model 'sam-vit-z' (known: refsam3d-demo, sam-vit-b)"
+    assert str(error.value) == "unknown model 'sam-vit-z' (known: refsam3d-lite, sam-vit-b)"
     with pytest.raises(UnknownModelError) as error:
         resolve_model("no-such-model", catalogue=[make_entry()])
     assert str(error.value) == "unknown model 'no-such-model': not a file and not in the catalogue (known: toy-model)"

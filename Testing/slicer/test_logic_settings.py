@@ -77,5 +77,5 @@ def test_model_and_device_choices():
     from RefSAM3DSlicerLib.choices import device_choices, model_choices
 
     names = [choice.name for choice in model_choices()]
-    assert names[0] == "refsam3d-demo" and "sam-vit-b" not in names
+    assert names[0] == "refsam3d-lite" and "sam-vit-b" not in names
     assert device_choices() == ("auto", "cuda", "cpu")
