@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..io.volume import Volume
 from ..vocab.matcher import resolve
@@ -42,6 +43,7 @@ class AnatomyPrior:
         self._fit: AtlasFit | None = None
         self._fitted = False
         self._labels: np.ndarray | None = None  # the reference labels warped onto the volume grid [i, j, k]
+        self._extents: list = []  # per label value - 1: its bounding slices in ``_labels`` (None: not in the scan)
 
     def reference_names(self, text: str) -> tuple[str, ...] | None:
         """The reference structures a text means, or None when the reference cannot answer for it."""
@@ -64,6 +66,7 @@ class AnatomyPrior:
                 self._fit = fit if fit is not None and fit.usable else None
                 if self._fit is not None:
                     self._labels = self._warp_labels(patient)
+                    self._extents = ndimage.find_objects(self._labels)
         return self._fit
 
     def _warp_labels(self, patient: sitk.Image) -> np.ndarray:
@@ -83,22 +86,28 @@ class AnatomyPrior:
             return RegionHint("unknown", reason="the reference CT could not be fitted to this scan")
         reference = load_reference()
         values = [reference.structures[n].value for n in names]
-        mask = np.isin(self._labels, values)
+        extents = [self._extents[v - 1] for v in values if v - 1 < len(self._extents) and self._extents[v - 1]]
+        mask = np.zeros(self._labels.shape, dtype=bool)
+        box = (slice(0, 0),) * 3
+        if extents:  # only the organ's own box is searched: a whole clinical CT per prompt costs ~1 s
+            box = tuple(slice(min(e[a].start for e in extents), max(e[a].stop for e in extents)) for a in range(3))
+            mask[box] = np.isin(self._labels[box], values)
         inside_ml = mask.sum() * self.volume.geometry.voxel_volume_ml * self._volume_scale()
         expected_ml = sum(reference.structures[n].volume_ml for n in names)
         if inside_ml < MIN_INSIDE_FRACTION * expected_ml:
             return RegionHint("outside", reason=f"the fitted reference puts {'/'.join(names)} outside this scan")
-        return RegionHint("located", mask, self._box(mask, names), reason="fitted reference CT")
+        return RegionHint("located", mask, self._box(mask, box, names), reason="fitted reference CT")
 
     def _volume_scale(self) -> float:
         """Patient mL -> reference mL under the fitted transform (the affine part's determinant)."""
         affine = self._fit.transform.GetNthTransform(1)
         return float(abs(np.linalg.det(np.asarray(affine.GetMatrix()).reshape(3, 3))))
 
-    def _box(self, mask: np.ndarray, names: tuple[str, ...]):
-        """RAS corners of the mask's box, grown on each side where the reference scan cuts the structure."""
+    def _box(self, mask: np.ndarray, box: tuple[slice, ...], names: tuple[str, ...]):
+        """RAS corners of the mask's box (searched within ``box``), grown on each side where the reference scan
+        cuts the structure."""
         geometry = self.volume.geometry
-        voxels = np.argwhere(mask)
+        voxels = np.argwhere(mask[box]) + np.asarray([b.start for b in box])
         lo, hi = voxels.min(0).astype(float), voxels.max(0).astype(float)
         reference = load_reference()
         directions = np.asarray(reference.image.GetDirection()).reshape(3, 3) * np.array([[-1.0], [-1.0], [1.0]])
