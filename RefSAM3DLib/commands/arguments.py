@@ -111,6 +111,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"model name from `refsam3d models list` or a checkpoint path (default: {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                         help="where to run (auto: the GPU when there is one)")
+    parser.add_argument("--no-anatomy-prior", dest="anatomy_prior", action="store_false",
+                        help="answer text prompts with the network alone, without registering the bundled "
+                             "reference CT onto the scan (see the model card)")
 
 
 def add_postprocessing_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     cases = datalist.cases if args.split == "all" else datalist.split(args.split)
     if not cases:
         raise UsageError(f"{args.datalist}: no cases in split {args.split!r}")
-    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device)
+    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device,
+                                                  anatomy_prior=args.anatomy_prior)
     with ProgressBar("evaluating", enabled=not args.quiet) as bar:
         options = EvaluationOptions(args.tolerance_mm, args.absent_prompts, clicks=tuple(args.clicks), box=args.box,
                                     structures=tuple(args.structures or ()))

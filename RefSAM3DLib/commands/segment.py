@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     volume = read_volume(args.image, modality=args.modality, frame=args.frame)
     check_output_possible(volume, fmt, args.out)
     check_clicks_inside(prompts, volume)
-    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device)
+    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device,
+                                                  anatomy_prior=args.anatomy_prior)
     post = PostProcessing(threshold=args.threshold, largest_component=args.largest_component,
                           fill_holes=args.fill_holes, min_size_ml=args.min_size_ml)
     with ProgressBar("segmenting", enabled=not args.quiet) as bar:

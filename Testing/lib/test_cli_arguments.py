@@ -46,3 +46,26 @@ def test_a_click_with_negative_coordinates_segments(tmp_path, capsys):
                  "--device", "cpu", "--quiet", "--presence-threshold", "0"])
     assert code == 0, capsys.readouterr().err
     assert nib.load(out).shape == volume.array.shape
+
+
+def test_no_anatomy_prior_leaves_text_to_the_network(tmp_path, capsys):
+    """On a CT the reference fits, a guided organ stays inside its registered box; switched off, the network alone
+    answers (here a random tiny network, so the two masks differ)."""
+    from RefSAM3DLib.commands.demo import sample_ct_path
+
+    model = tmp_path / "tiny.pt"
+    save_checkpoint(tiny_model(), model)
+    masks = {}
+    for flag in ([], ["--no-anatomy-prior"]):
+        out = tmp_path / f"seg{len(flag)}.nii.gz"
+        code = main(["segment", "--image", str(sample_ct_path()), "--prompt", "left kidney", "--out", str(out),
+                     "--model", str(model), "--device", "cpu", "--quiet", "--presence-threshold", "0", *flag])
+        assert code == 0, capsys.readouterr().err
+        masks[bool(flag)] = np.asarray(nib.load(out).dataobj) > 0
+    guided, alone = masks[False], masks[True]
+    assert guided.any() and not np.array_equal(guided, alone)
+    labels = np.asarray(nib.load(str(sample_ct_path()).replace(".nii.gz", "_labels.nii.gz")).dataobj)
+    truth = np.argwhere(labels == 3)  # the sample CT is the reference itself: its left kidney label
+    found = np.argwhere(guided)
+    grow = 30.0 / 3.0  # voxels: two coarse model voxels of the tiny model, on a 3 mm grid
+    assert (found.min(0) >= truth.min(0) - grow).all() and (found.max(0) <= truth.max(0) + grow).all()
