@@ -3,7 +3,8 @@
 This file holds only what needs the Slicer application: the module description, a thin Qt widget, the
 Logic class Slicer expects (it inherits all behaviour from RefSAM3DSlicerLib.logic, which is tested
 headless) and the in-app self-test. The widget forwards events to RefSAM3DSlicerLib: the interactive loop
-(interaction.py: per-object state, queued clicks, undo), export.py, batch.py and dependencies.py. Model
+(interaction.py: per-object state, queued clicks, undo), export.py, batch.py, dependencies.py and the install
+flow of dependency_panel.py. Model
 work never runs here: it goes to one persistent worker thread, and a QTimer polls the loop, the batch or
 the pip process, so the panel stays responsive and Cancel works.
 """
@@ -22,6 +23,7 @@ from RefSAM3DSlicerLib import (
     dependencies,
 )
 from RefSAM3DSlicerLib.batch import BatchRun, loaded_volumes, sequence_sources, volume_sources
+from RefSAM3DSlicerLib.dependency_panel import DependencyInstallMixin
 from RefSAM3DSlicerLib.export import DicomSegSupportMissing, existing_outputs, export_segmentation, output_path
 from RefSAM3DSlicerLib.interaction import InteractiveLoop
 from RefSAM3DSlicerLib.parameter_node import restore_selection, store_selection
@@ -92,7 +94,7 @@ SlicerTotalSegmentator, SlicerMONAIAuto3DSeg, SlicerVoxTell and SlicerNNInteract
 """)
 
 
-class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, DependencyInstallMixin):
     """State and UI only: forwards clicks and buttons to the loop, batch and export of RefSAM3DSlicerLib."""
 
     def __init__(self, parent=None):
@@ -524,91 +526,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self.logic.busy:
             self.logic.release_model()
             self._setStatus(_("Model unloaded; the next prompt loads it again."))
-
-    def onInstallDependencies(self):
-        missing = dependencies.missing_requirements()
-        if not missing:
-            self._setStatus(_("All dependencies are already installed."))
-        else:
-            self._installDependencies(missing)
-        self._showDependencyStatus()
-
-    def _dependenciesReady(self):
-        missing = dependencies.missing_requirements()
-        if not missing:
-            return True
-        if self._pip is None:
-            self._installDependencies(missing)
-        else:
-            self._setStatus(_("Still installing RefSAM3D's dependencies; try again when it has finished."), "warning")
-        return False
-
-    def _installDependencies(self, missing):
-        """PyTorch through the PyTorch extension, then pip in its own process, polled: Slicer stays usable."""
-        if slicer.app.testingEnabled() or self._pip is not None:  # never install from a test run
-            return
-        if not slicer.util.confirmOkCancelDisplay(
-                dependencies.describe_missing(missing) + _("\n\nInstall them now? PyTorch comes from the PyTorch "
-                                                         "extension; the rest is downloaded by pip in the background."),
-                windowTitle=_("RefSAM3D dependencies")):
-            self._setStatus(dependencies.describe_missing(missing), "error")
-            return
-        torch = [r for r in missing if dependencies.requirement_name(r).lower() == "torch"]
-        others = [r for r in missing if r not in torch]
-        installs = [(others, None)] if others else []
-        if torch:
-            command = dependencies.torch_install_command(torch[0])
-            if command is not None:
-                with slicer.util.tryWithErrorDisplay(_("Installing light-the-torch failed."), waitCursor=True):
-                    if dependencies.missing_requirements(["light-the-torch>=0.5"]):
-                        slicer.util.pip_install("light-the-torch>=0.5")  # small; PyTorchUtils needs it too
-                installs.insert(0, (torch, command))
-            else:  # no PyTorch extension API to run in the background: its own (blocking) installer
-                with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed."), waitCursor=True):
-                    dependencies.install_torch(torch[0])
-        self._pipQueue = installs
-        self._startNextInstall()
-
-    def _startNextInstall(self):
-        if not self._pipQueue:
-            return False
-        requirements, command = self._pipQueue.pop(0)
-        self._pip = dependencies.PipInstall(requirements, command=command).start()
-        self._setStatus(_("Installing ") + ", ".join(requirements) + " ...")
-        self._startPolling()
-        return True
-
-    def _pollPip(self):
-        for line in self._pip.poll():
-            log.info("pip: %s", line)
-            self.ui.dependencyStatusLabel.text = line[:160]
-        if not self._pip.done:
-            return True
-        code = self._pip.returncode
-        missing, restart = self._pip.result()
-        self._pip.close()
-        self._pip = None
-        if code == 0 and not missing and self._startNextInstall():
-            self._restartNeeded = self._restartNeeded + restart
-            return True
-        restart, self._restartNeeded = self._restartNeeded + restart, []
-        self._pipQueue = []
-        self._showDependencyStatus()
-        if code != 0 or missing:
-            self._setStatus(_("Installation failed; see the Python console for pip's messages: ") + ", ".join(missing),
-                            "error")
-        elif restart:
-            self._setStatus(_("Installed. Slicer must restart to use the new ") + ", ".join(restart) + ".", "warning")
-            if slicer.util.confirmOkCancelDisplay(_("Restart Slicer now to finish installing RefSAM3D?")):
-                slicer.util.restart()
-        else:
-            self._setStatus(_("Dependencies installed."))
-        return False
-
-    def _showDependencyStatus(self):
-        missing = dependencies.missing_requirements()
-        self.ui.dependencyStatusLabel.text = dependencies.describe_missing(missing)
-        self.ui.installDependenciesButton.text = _("Install dependencies") if missing else _("Check dependencies")
 
     # ------------------------------------------------------------------ helpers
     def _setStatus(self, text, kind="ok"):

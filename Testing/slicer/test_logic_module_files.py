@@ -52,10 +52,11 @@ def test_ui_connections_name_real_widgets():
 
 
 def test_every_ui_name_the_widget_uses_exists():
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE_FILE.read_text(encoding="utf-8")))
-    assert used, "the widget should use the .ui"
-    missing = used - set(ui_widgets())
-    assert not missing, f"RefSAM3DSlicer.py uses widgets the .ui does not define: {sorted(missing)}"
+    for path in (MODULE_FILE, MODULE / "RefSAM3DSlicerLib" / "dependency_panel.py"):  # the widget and its mixin
+        used = set(re.findall(r"self\.ui\.(\w+)", path.read_text(encoding="utf-8")))
+        assert used, f"{path.name} should use the .ui"
+        missing = used - set(ui_widgets())
+        assert not missing, f"{path.name} uses widgets the .ui does not define: {sorted(missing)}"
 
 
 def test_module_file_compiles_and_has_the_four_slicer_classes(tmp_path):
