@@ -57,6 +57,11 @@ class AnatomyPrior:
                 return members
         return None
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the (possibly refused) fit has been tried already."""
+        return self._fitted
+
     def fit(self) -> AtlasFit | None:
         if not self._fitted:
             self._fitted = True

@@ -20,22 +20,28 @@ from scipy import ndimage
 
 from ..anatomy import AnatomyPrior, RegionHint
 from .profiling import stage
+from .progress import check_cancel, report
 from .prompts import Prompt
 
 PRIOR_WEIGHT = 0.5
 PRIOR_BLUR_MM = 3.0  # 6 mm scored 0.50 on the same structures
 
 
-def guide_prompts(prompts: list[Prompt], prior: AnatomyPrior) -> tuple[list[Prompt], list[RegionHint | None]]:
-    """-> the prompts the network decodes, and per prompt the hint used (None: unguided)."""
+def guide_prompts(prompts: list[Prompt], prior: AnatomyPrior, progress=None,
+                  cancel=None) -> tuple[list[Prompt], list[RegionHint | None]]:
+    """-> the prompts the network decodes, and per prompt the hint used (None: unguided). The first hint of a
+    volume fits the reference (seconds on a clinical CT): reported as a step, and cancellable right after it."""
     guided, hints = [], []
     for prompt in prompts:
         if not prompt.text or prompt.has_clicks or prompt.previous is not None:
             guided.append(prompt)
             hints.append(None)
             continue
+        if prior.modality == "CT" and not prior.fitted and prior.reference_names(prompt.text) is not None:
+            report(progress, 0, 1, "fitting the reference CT")
         with stage("anatomy prior"):
             hint = prior.hint(prompt.text)
+        check_cancel(cancel)
         if hint.state == "located":
             guided.append(Prompt(box=hint.box_ras, previous=hint.mask, name=prompt.name))
         else:

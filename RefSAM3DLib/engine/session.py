@@ -140,7 +140,7 @@ class Session:
         asked = [prompts] if isinstance(prompts, Prompt) else list(prompts)
         if not asked:
             raise PromptError("no prompts given")
-        prompts, hints = (guide_prompts(asked, self.anatomy) if self.predictor.anatomy_prior
+        prompts, hints = (guide_prompts(asked, self.anatomy, progress, cancel) if self.predictor.anatomy_prior
                           else (asked, [None] * len(asked)))
         not_in_scan = {i for i, h in enumerate(hints) if h is not None and h.state == "outside"}
         post = postprocessing or PostProcessing()

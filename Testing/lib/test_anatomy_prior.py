@@ -128,3 +128,17 @@ def test_the_session_decodes_a_located_organ_around_it_and_answers_outside_witho
     predictor.anatomy_prior = False  # switched off: the network alone answers the same text
     alone, = predictor.open(volume).segment(Prompt(text="urinary bladder"))
     assert alone.presence > 0.0
+
+
+@pytest.mark.slow
+def test_fitting_the_reference_is_reported_and_cancel_stops_after_it(upper_abdomen):
+    from RefSAM3DLib.engine.errors import Cancelled
+
+    volume, _, _ = upper_abdomen
+    session = lite_tiny_predictor().open(volume)  # a fresh prior: the fit happens inside this call
+    messages = []
+    with pytest.raises(Cancelled):
+        session.segment(Prompt(text="spleen"), progress=lambda fraction, message: messages.append(message),
+                        cancel=lambda: True)
+    assert messages == ["fitting the reference CT"]
+    assert session.anatomy.fitted and session.cache.encoded_windows == 0  # stopped before any network work
