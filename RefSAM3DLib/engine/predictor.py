@@ -41,7 +41,7 @@ def _is_oom(exc: BaseException) -> bool:
 class RefSAM3DPredictor:
     def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float | None = None,
                  batch_size: int | None = None, presence_threshold: float = 0.5, presence_gating: bool = True,
-                 metadata: dict | None = None, anatomy_prior: bool = True) -> None:
+                 metadata: dict | None = None, anatomy_prior: bool = True, slice_stride: int | None = None) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
         # lite windows cover whole slices, so overlap only acts in depth, where a quarter suffices
@@ -50,6 +50,11 @@ class RefSAM3DPredictor:
         self.presence_gating = presence_gating
         # text prompts for structures the shipped reference CT shows are guided by its registration (CT only)
         self.anatomy_prior = anatomy_prior
+        # lite: encode every other slice and give the slices between the mean of their neighbours' features; on the
+        # held-out CT Dice moved by at most 0.01 (text, 1 click, box; 7 structures) for half the encoding time
+        self.slice_stride = (2 if model.config.is_lite else 1) if slice_stride is None else int(slice_stride)
+        if self.slice_stride not in (1, 2):
+            raise ValueError(f"slice_stride must be 1 or 2, got {slice_stride}")
         self.metadata = dict(metadata or {})
         self.batch_size = {"encode": batch_size or self._default_batch(), "decode": batch_size or self._default_batch()}
         self.fell_back_to_cpu = False

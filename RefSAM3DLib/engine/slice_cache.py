@@ -12,12 +12,14 @@ import torch
 
 
 class SliceFeatureStore:
-    def __init__(self, model, image: torch.Tensor, batch: int = 8) -> None:
+    def __init__(self, model, image: torch.Tensor, batch: int = 8, stride: int = 1) -> None:
         self.model = model
         self.image = image  # (D, H, W) normalised, padded model grid
         self.batch = batch
+        self.stride = stride  # 2: odd slices get the mean of their neighbours' maps instead of an encoding
         self.maps: list[torch.Tensor] | None = None
-        self.done = torch.zeros(image.shape[0], dtype=torch.bool)
+        self.done = torch.zeros(image.shape[0], dtype=torch.bool)  # maps available (encoded or interpolated)
+        self.encoded = torch.zeros(image.shape[0], dtype=torch.bool)
         self.encoded_slices = 0
 
     def missing(self, z0: int, z1: int) -> list[int]:
@@ -25,7 +27,11 @@ class SliceFeatureStore:
 
     def ensure(self, slices: list[int], on_batch=None) -> None:
         """Encode the listed slices that are not stored yet; ``on_batch(n)`` after each batch (may raise Cancelled)."""
-        todo = [z for z in dict.fromkeys(slices) if not self.done[z]]
+        wanted = [z for z in dict.fromkeys(slices) if not self.done[z]]
+        depth = self.image.shape[0]
+        between = [z for z in wanted if self.stride == 2 and z % 2 == 1 and z + 1 < depth]
+        anchors = [z for z in wanted if z not in set(between)] + [n for z in between for n in (z - 1, z + 1)]
+        todo = [z for z in dict.fromkeys(sorted(anchors)) if not self.encoded[z]]
         for i in range(0, len(todo), self.batch):
             part = todo[i:i + self.batch]
             index = torch.tensor(part, device=self.image.device)
@@ -37,9 +43,14 @@ class SliceFeatureStore:
             for store, m in zip(self.maps, out):
                 store[index.to(store.device)] = m.to(torch.float16)
             self.done[part] = True
+            self.encoded[part] = True
             self.encoded_slices += len(part)
             if on_batch is not None:
                 on_batch(len(part))
+        for z in between:
+            for store in self.maps:
+                store[z] = ((store[z - 1].float() + store[z + 1].float()) * 0.5).to(store.dtype)
+            self.done[z] = True
 
     def window(self, z0: int, z1: int) -> list[torch.Tensor]:
         """Stored maps of slices [z0, z1) as a batch of one window [(1, D, C, h, w) x 4]."""

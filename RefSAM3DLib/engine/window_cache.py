@@ -22,7 +22,8 @@ class WindowCache:
         self.image = image
         self.window = tuple(predictor.model.config.window_size)
         self.lite = predictor.model.config.is_lite
-        self.slices = SliceFeatureStore(predictor.model, image) if self.lite else None
+        self.slices = (SliceFeatureStore(predictor.model, image, stride=predictor.slice_stride) if self.lite
+                       else None)
         self._stages: dict[Start, list[torch.Tensor]] = {}
         self.encoded_windows = 0  # how many windows went through the encoder (tests count this)
 
@@ -86,4 +87,4 @@ class WindowCache:
     def clear(self) -> None:
         self._stages.clear()
         if self.slices is not None:
-            self.slices = SliceFeatureStore(self.predictor.model, self.image)
+            self.slices = SliceFeatureStore(self.predictor.model, self.image, stride=self.predictor.slice_stride)

@@ -33,15 +33,37 @@ def _ras_of_voxel(volume, ijk) -> tuple[float, float, float]:
     return tuple(float(v) for v in volume.geometry.ijk_to_ras(np.asarray([ijk], dtype=float))[0])
 
 
-def test_whole_slice_in_one_window_and_each_slice_encoded_once(session):
+def test_whole_slice_in_one_window_and_every_other_slice_encoded_once(session):
     assert session.grid_shape[1:] == tuple(session.config.window_size[1:])  # the in-plane window is the slice
+    assert session.predictor.slice_stride == 2  # the lite default
     session.segment(Prompt(text="liver"))
-    depth = session.space.model_shape[0]
-    assert session.slices.encoded_slices == max(depth, session.config.window_size[0])
+    grid_depth = session.grid_shape[0]
+    anchors = set(range(0, grid_depth, 2)) | {grid_depth - 1}  # even slices, and the last one (no neighbour above)
+    assert session.slices.encoded_slices == len(anchors)
+    assert bool(session.slices.done.all())
     windows = session.encoded_windows
     session.segment(Prompt(text="spleen"))
-    assert session.slices.encoded_slices == max(depth, session.config.window_size[0])  # nothing re-encoded
+    assert session.slices.encoded_slices == len(anchors)  # nothing re-encoded
     assert session.encoded_windows == windows
+
+
+def test_slices_between_encoded_ones_get_the_mean_of_their_neighbours(session):
+    session.segment(Prompt(text="liver"))
+    maps = session.slices.maps
+    for store in maps:
+        z = 3
+        expected = ((store[z - 1].float() + store[z + 1].float()) * 0.5).to(store.dtype)
+        assert torch.equal(store[z], expected)
+
+
+def test_stride_one_encodes_every_slice():
+    predictor = lite_tiny_predictor()
+    predictor.slice_stride = 1
+    one = predictor.open(ct_volume(shape=(40, 36, 30)))
+    one.segment(Prompt(text="liver"))
+    assert one.slices.encoded_slices == one.grid_shape[0]
+    with pytest.raises(ValueError, match="slice_stride"):
+        RefSAM3DPredictor(predictor.model, device="cpu", slice_stride=3)
 
 
 def test_in_plane_spacing_grows_to_fit_the_field_of_view(session):
