@@ -17,14 +17,6 @@ from ..vocab.matcher import resolve
 from .reference import CUT_EXTENSION_MM, load_reference
 from .registration import AtlasFit, fit_reference, sitk_image
 
-# names a person types for a pair or a set that the reference labels one by one
-GROUPS = {
-    "kidney": ("kidney_left", "kidney_right"),
-    "adrenal_gland": ("adrenal_gland_left", "adrenal_gland_right"),
-    "iliac_artery": ("iliac_artery_left", "iliac_artery_right"),
-    "iliac_vena": ("iliac_vena_left", "iliac_vena_right"),
-    "vertebrae_lumbar": ("vertebrae_L1", "vertebrae_L2", "vertebrae_L3", "vertebrae_L4", "vertebrae_L5"),
-}
 MIN_INSIDE_FRACTION = 0.05  # less of the reference structure than this inside the scan: "outside"
 
 
@@ -50,10 +42,10 @@ class AnatomyPrior:
         concept = resolve(text).concept
         if concept is None:
             return None
-        usable = load_reference().structures
+        reference = load_reference()
         for raw in concept.raw_names:
-            members = GROUPS.get(raw, (raw,))
-            if all(m in usable for m in members):
+            members = reference.groups.get(raw, (raw,))  # "kidneys": both, as the training groups them
+            if all(m in reference.structures for m in members):
                 return members
         return None
 

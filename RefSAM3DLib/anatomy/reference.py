@@ -17,6 +17,8 @@ from importlib import resources
 import numpy as np
 import SimpleITK as sitk
 
+from ..cases.vocabulary_bridge import structures_of
+
 MAX_CUT_FRACTION = 0.3
 CUT_EXTENSION_MM = 30.0
 DOME_CUT_STRUCTURES = frozenset({"liver", "spleen", "stomach"})
@@ -36,6 +38,7 @@ class Reference:
     image: sitk.Image  # CT, HU
     labels: sitk.Image  # uint8 label map on the same grid
     structures: dict[str, ReferenceStructure]  # only those that may guide a prompt
+    groups: dict[str, tuple[str, ...]]  # concept id of a pair or set -> its labelled members ("kidney" -> left, right)
 
 
 def _data_file(name: str):
@@ -74,4 +77,6 @@ def load_reference() -> Reference:
         labels = sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkUInt8)
     names = {int(k): v for k, v in json.loads(_data_file("sample_ct_abdomen_3mm_labels.json").read_text()).items()}
     voxel_ml = float(np.prod(labels.GetSpacing())) / 1000.0
-    return Reference(image, labels, _structures(sitk.GetArrayViewFromImage(labels), names, voxel_ml))
+    groups = {group: tuple(names[v] for v in values)
+              for group, values in structures_of(names, exhaustive=True).items() if len(values) > 1}
+    return Reference(image, labels, _structures(sitk.GetArrayViewFromImage(labels), names, voxel_ml), groups)
