@@ -22,16 +22,18 @@ class SliceFeatureStore:
         self.encoded = torch.zeros(image.shape[0], dtype=torch.bool)
         self.encoded_slices = 0
 
-    def missing(self, z0: int, z1: int) -> list[int]:
-        return [z for z in range(z0, z1) if not self.done[z]]
-
-    def ensure(self, slices: list[int], on_batch=None) -> None:
-        """Encode the listed slices that are not stored yet; ``on_batch(n)`` after each batch (may raise Cancelled)."""
+    def plan(self, slices: list[int]) -> tuple[list[int], list[int]]:
+        """-> (slices to run through the encoder, slices to fill from their two neighbours) for ``slices``."""
         wanted = [z for z in dict.fromkeys(slices) if not self.done[z]]
         depth = self.image.shape[0]
         between = [z for z in wanted if self.stride == 2 and z % 2 == 1 and z + 1 < depth]
-        anchors = [z for z in wanted if z not in set(between)] + [n for z in between for n in (z - 1, z + 1)]
-        todo = [z for z in dict.fromkeys(sorted(anchors)) if not self.encoded[z]]
+        skipped = set(between)
+        anchors = [z for z in wanted if z not in skipped] + [n for z in between for n in (z - 1, z + 1)]
+        return [z for z in sorted(set(anchors)) if not self.encoded[z]], between
+
+    def ensure(self, slices: list[int], on_batch=None) -> None:
+        """Make the maps of ``slices`` available; ``on_batch(n)`` after each encoder batch (may raise Cancelled)."""
+        todo, between = self.plan(slices)
         for i in range(0, len(todo), self.batch):
             part = todo[i:i + self.batch]
             index = torch.tensor(part, device=self.image.device)

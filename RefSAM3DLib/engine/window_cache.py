@@ -61,7 +61,7 @@ class WindowCache:
 
     def _encode_slices(self, starts: list[Start], progress, cancel) -> None:
         needed = [z for s in starts for z in range(s[0], s[0] + self.window[0])]
-        todo = len([z for z in dict.fromkeys(needed) if not self.slices.done[z]])
+        todo = len(self.slices.plan(needed)[0])  # what the encoder will run (every other slice by default)
         count = [0]
 
         def on_batch(n: int) -> None:

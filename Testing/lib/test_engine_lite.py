@@ -56,6 +56,14 @@ def test_slices_between_encoded_ones_get_the_mean_of_their_neighbours(session):
         assert torch.equal(store[z], expected)
 
 
+def test_slice_encoding_progress_reaches_the_end_with_every_other_slice():
+    session = lite_tiny_predictor().open(ct_volume(shape=(40, 36, 30)))
+    seen = []
+    session.segment(Prompt(text="liver"), progress=lambda fraction, message: seen.append((fraction, message)))
+    encoding = [fraction for fraction, message in seen if message == "encoding slices"]
+    assert encoding and encoding[-1] == 1.0 and encoding == sorted(encoding)
+
+
 def test_stride_one_encodes_every_slice():
     predictor = lite_tiny_predictor()
     predictor.slice_stride = 1
