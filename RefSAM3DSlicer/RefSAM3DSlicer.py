@@ -3,8 +3,8 @@
 This file holds only what needs the Slicer application: the module description, a thin Qt widget, the
 Logic class Slicer expects (it inherits all behaviour from RefSAM3DSlicerLib.logic, which is tested
 headless) and the in-app self-test. The widget forwards events to RefSAM3DSlicerLib: the interactive loop
-(interaction.py: per-object state, queued clicks, undo), export.py, batch.py, dependencies.py and the install
-flow of dependency_panel.py. Model
+(interaction.py: per-object state, queued clicks, undo), export.py, batch.py, dependencies.py, and the panel flows
+of RefSAM3DSlicerUI (dependency install, export and batch). Model
 work never runs here: it goes to one persistent worker thread, and a QTimer polls the loop, the batch or
 the pip process, so the panel stays responsive and Cancel works.
 """
@@ -22,13 +22,12 @@ from RefSAM3DSlicerLib import (
     choices,
     dependencies,
 )
-from RefSAM3DSlicerLib.batch import BatchRun, loaded_volumes, sequence_sources, volume_sources
-from RefSAM3DSlicerLib.dependency_panel import DependencyInstallMixin
-from RefSAM3DSlicerLib.export import DicomSegSupportMissing, existing_outputs, export_segmentation, output_path
 from RefSAM3DSlicerLib.interaction import InteractiveLoop
 from RefSAM3DSlicerLib.parameter_node import restore_selection, store_selection
 from RefSAM3DSlicerLib.prompts_from_markups import box_from_roi, set_box, set_points
 from RefSAM3DSlicerLib.shortcuts import PANEL_UNDO, describe_shortcuts, format_shortcuts, parse_shortcuts
+from RefSAM3DSlicerUI.dependency_panel import DependencyInstallMixin
+from RefSAM3DSlicerUI.outputs_panel import USER_ERRORS, OutputsMixin
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -36,8 +35,6 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
-
-from RefSAM3DLib.errors import RefSAM3DError
 
 try:
     from slicer.i18n import tr as _
@@ -51,7 +48,6 @@ except ImportError:  # Slicer < 5.4
 
 log = logging.getLogger(__name__)
 POLL_MILLISECONDS = 100
-USER_ERRORS = (RefSAM3DError, InputError)  # shown as the whole message; anything else is a bug, logged with traceback
 PROMPT_NODE_ROLES = {  # parameter-node role -> (node class, name, colour)
     "IncludePoints": ("vtkMRMLMarkupsFiducialNode", "RefSAM3D include", (0.2, 0.85, 0.35)),
     "ExcludePoints": ("vtkMRMLMarkupsFiducialNode", "RefSAM3D exclude", (0.95, 0.25, 0.25)),
@@ -94,7 +90,7 @@ SlicerTotalSegmentator, SlicerMONAIAuto3DSeg, SlicerVoxTell and SlicerNNInteract
 """)
 
 
-class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, DependencyInstallMixin):
+class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, DependencyInstallMixin, OutputsMixin):
     """State and UI only: forwards clicks and buttons to the loop, batch and export of RefSAM3DSlicerLib."""
 
     def __init__(self, parent=None):
@@ -393,91 +389,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
             _("nothing yet: type a structure, or place a click for a click-only segment") if current is None else
             f"{current.name} ({len(current.clicks)} click(s){', a box' if current.box else ''})")
 
-    # ------------------------------------------------------------------ segments, export, batch
-    def onEditInSegmentEditor(self):
-        volume, segmentation = self._selection()
-        selected = list(self.ui.segmentsTableView.selectedSegmentIDs())
-        if segmentation is None:
-            self._setStatus(_("Select a segmentation first."), "error")
-            return
-        slicer.util.selectModule("SegmentEditor")
-        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-        editor.setSegmentationNode(segmentation)
-        if volume is not None:
-            setSource = getattr(editor, "setSourceVolumeNode", None) or editor.setMasterVolumeNode  # Slicer < 5.4
-            setSource(volume)
-        if selected:
-            editor.setCurrentSegmentID(selected[0])
-
-    def onExport(self):
-        volume, segmentation = self._selection()
-        fmt = self.ui.exportFormatComboBox.currentData
-        if segmentation is None:
-            self._setStatus(_("Select the segmentation to export."), "error")
-            return
-        folder = qt.QSettings().value("RefSAM3D/exportFolder", qt.QDir.homePath())
-        dialog = qt.QFileDialog(self.parent, _("Export segments"), str(output_path(folder, segmentation, fmt)))
-        dialog.setAcceptMode(qt.QFileDialog.AcceptSave)
-        dialog.setOption(qt.QFileDialog.DontConfirmOverwrite)  # we ask ourselves, including the NIfTI sidecar
-        if not dialog.exec_() or not dialog.selectedFiles():
-            return
-        path = dialog.selectedFiles()[0]
-        qt.QSettings().setValue("RefSAM3D/exportFolder", qt.QFileInfo(path).absolutePath())
-        existing = existing_outputs(path, fmt)
-        overwrite = bool(existing) and slicer.util.confirmOkCancelDisplay(
-            _("Replace these files?\n") + "\n".join(str(p) for p in existing), windowTitle=_("RefSAM3D export"))
-        if existing and not overwrite:
-            return
-        database = getattr(slicer, "dicomDatabase", None)
-        resolver = database.fileForInstance if database is not None else None
-
-        def export():
-            result = export_segmentation(path, segmentation, volume, fmt, overwrite=overwrite,
-                                         file_for_instance=resolver)
-            skipped = f" (empty, not stored: {', '.join(result.skipped_segments)})" if result.skipped_segments else ""
-            self._setStatus(_("Exported to ") + ", ".join(str(p) for p in result.paths) + skipped)
-
-        try:
-            with slicer.util.WaitCursor():
-                export()
-        except DicomSegSupportMissing as error:
-            self._offerDicomSegSupport(str(error))
-        except USER_ERRORS as error:
-            self._setStatus(str(error), "error")
-        except Exception as error:
-            log.exception("RefSAM3D export failed")
-            self._setStatus(_("Export failed: ") + str(error), "error")
-
-    def _offerDicomSegSupport(self, message):
-        """DICOM-SEG needs pydicom 3 + highdicom 0.23: only on request, since it upgrades Slicer's pydicom."""
-        self._setStatus(message, "error")
-        if self._pip is not None or slicer.app.testingEnabled():
-            return
-        if slicer.util.confirmOkCancelDisplay(
-                message + _("\n\nInstall DICOM-SEG support now? This upgrades Slicer's pydicom (other DICOM modules "
-                            "normally keep working) and Slicer must restart afterwards."),
-                windowTitle=_("RefSAM3D DICOM-SEG export")):
-            self._pip = dependencies.PipInstall(list(dependencies.DICOMSEG_REQUIREMENTS),
-                                                allow_upgrade=("pydicom",)).start()
-            self._setStatus(_("Installing DICOM-SEG support ..."))
-            self._startPolling()
-
-    def onBatch(self):
-        if not self._dependenciesReady():
-            return
-        self.logic.apply_settings(self._settingsFromPanel())
-        sequence = self.ui.batchSequenceSelector.currentNode()
-        sources = (sequence_sources(sequence, slicer.mrmlScene) if sequence is not None
-                   else volume_sources(loaded_volumes(slicer.mrmlScene)))
-
-        def start():
-            self._batch = BatchRun(self.logic, sources, text=self.ui.promptLineEdit.text or None,
-                                   positive_points=self._promptNode("IncludePoints"),
-                                   negative_points=self._promptNode("ExcludePoints"), roi=self._promptNode("BoxROI"))
-            self._batch.start()
-
-        self._run(start)
-
     # ------------------------------------------------------------------ polling
     def _startPolling(self):
         if not self._pollTimer.isActive():
@@ -503,16 +414,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         if not busy:
             self._pollTimer.stop()
         self._updateButtons()
-
-    def _pollBatch(self):
-        running = self._batch.poll()
-        index, total, name, fraction = self._batch.progress
-        self.ui.batchProgressBar.setValue(round(100 * (index + fraction) / max(1, total)))
-        self.ui.batchProgressBar.setFormat(f"{index + 1}/{total} {name} %p%" if running else "%p%")
-        if not running:
-            self._setStatus(self._batch.outcome.message, "warning" if self._batch.outcome.failed else "ok")
-            self._batch = None
-        return running
 
     # ------------------------------------------------------------------ model and dependencies
     def onBrowseModel(self):

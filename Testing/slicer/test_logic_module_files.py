@@ -52,7 +52,7 @@ def test_ui_connections_name_real_widgets():
 
 
 def test_every_ui_name_the_widget_uses_exists():
-    for path in (MODULE_FILE, MODULE / "RefSAM3DSlicerLib" / "dependency_panel.py"):  # the widget and its mixin
+    for path in (MODULE_FILE, *sorted((MODULE / "RefSAM3DSlicerUI").glob("*_panel.py"))):  # the widget, its mixins
         used = set(re.findall(r"self\.ui\.(\w+)", path.read_text(encoding="utf-8")))
         assert used, f"{path.name} should use the .ui"
         missing = used - set(ui_widgets())

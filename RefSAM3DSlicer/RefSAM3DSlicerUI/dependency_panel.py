@@ -9,8 +9,7 @@ The widget provides ``ui`` (dependencyStatusLabel, installDependenciesButton), `
 import logging
 
 import slicer
-
-from . import dependencies
+from RefSAM3DSlicerLib import dependencies
 
 try:
     from slicer.i18n import tr as _
