@@ -222,7 +222,7 @@ def labelmap_from_segmentation(segmentation: dict) -> tuple[np.ndarray, dict[int
 
 def unresolved_names(names) -> list[str]:
     """Names the project's vocabulary cannot map to a concept (they still train, as written)."""
-    from RefSAM3DLib.vocab.concepts import concept_for_label_name
+    from RefSAM3DLib.vocab.label_names import concept_for_label_name
 
     return sorted({n for n in names if concept_for_label_name(n) is None})
 
