@@ -35,9 +35,10 @@ def unsupported_reason(slicer_version=None, python_version=None):
     if not too_old_slicer and python_version >= MINIMUM_PYTHON:
         return None
     running = f"Slicer {slicer_version[0]}.{slicer_version[1]}" if slicer_version else "this Slicer"
-    return (f"RefSAM3D needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or newer (Python "
-            f"{MINIMUM_PYTHON[0]}.{MINIMUM_PYTHON[1]}+); {running} runs Python {python_version[0]}.{python_version[1]}. "
-            f"Install Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or newer to use RefSAM3D.")
+    minimum = f"{MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]}"
+    return (f"RefSAM3D needs 3D Slicer {minimum} or newer (Python {MINIMUM_PYTHON[0]}.{MINIMUM_PYTHON[1]}+); "
+            f"{running} runs Python {python_version[0]}.{python_version[1]}. "
+            f"Install Slicer {minimum} or newer to use RefSAM3D.")
 
 
 def refuse_unsupported_slicer(slicer_version=None, python_version=None):
