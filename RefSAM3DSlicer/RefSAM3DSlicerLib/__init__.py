@@ -4,6 +4,7 @@
 RefSAM3DSlicer.py keeps only the Qt widget and thin Slicer classes; the work happens here:
 ``logic`` (prompts in, segments out), ``interaction`` (the click loop: per-object state, queued clicks, undo),
 ``pending`` (a running prompt and its outcome), ``mrml_adapter`` (nodes <-> backend values), ``prompts_from_markups``,
+``prompt_markups`` (the panel's markups and their events -> loop actions),
 ``worker`` (the model's persistent thread), ``undo`` + ``segment_fingerprint`` (undo that never overwrites a later
 edit), ``export``, ``batch``, ``parameter_node``, ``settings``, ``shortcuts``, ``choices`` and ``dependencies``.
 ``supported_slicer`` runs first: on a Slicer older than 5.10 the package refuses to import with one clear line.
