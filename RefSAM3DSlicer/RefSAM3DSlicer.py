@@ -67,7 +67,7 @@ then refine it with <b>include/exclude clicks</b> and a <b>box</b>: every click 
 <li>Select the volume and a segmentation (or leave "Create new segmentation").</li>
 <li>Type a structure and press Enter: a new, named, colour- and terminology-coded segment.
 "Not found" means the model judged the structure absent: nothing is added.</li>
-<li>Place include (I) / exclude (E) clicks or draw a box (B): the segment is refined after each one.
+<li>Place include (I) / exclude (E) clicks or draw a box (X): the segment is refined after each one.
 Clicks without text make a click-only segment. <b>New segment</b> (N) starts the next object.</li>
 <li><b>Undo</b> (Z, or Ctrl+Z in this panel) takes back the last click or step. It refuses when the segment
 was edited since (e.g. in the Segment Editor), so your edit is never lost.</li>
