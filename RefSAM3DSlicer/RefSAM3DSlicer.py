@@ -96,6 +96,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self.loop = None
         self.markups = None
         self._batch = None
+        self._export = None
         self._pip = None
         self._pipQueue = []
         self._restartNeeded = []
@@ -343,7 +344,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self._updateButtons()
 
     def onPoll(self):
-        """Main thread, every POLL_MILLISECONDS: drive the loop, the batch, a pip install; MRML writes happen here."""
+        """Main thread, every POLL_MILLISECONDS: drive the loop, the batch, an export, a pip install; MRML writes
+        happen here."""
         busy = False
         try:
             busy |= self.loop.poll()
@@ -358,6 +360,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
             busy |= self._pollBatch()
         if self._pip is not None:
             busy |= self._pollPip()
+        if self._export is not None:
+            busy |= self._pollExport()
         if not busy:
             self._pollTimer.stop()
         self._updateButtons()
@@ -395,7 +399,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self.ui.batchButton.enabled = not (loopBusy or batchBusy)
         self.ui.batchCancelButton.enabled = batchBusy
         self.ui.batchProgressBar.setVisible(batchBusy)
-        self.ui.exportButton.enabled = self.ui.outputSegmentationSelector.currentNode() is not None
+        self.ui.exportButton.enabled = (self._export is None
+                                        and self.ui.outputSegmentationSelector.currentNode() is not None)
         for widget in (self.ui.modelComboBox, self.ui.deviceComboBox, self.ui.unloadModelButton,
                        self.ui.installDependenciesButton):
             widget.enabled = not (loopBusy or batchBusy or self._pip is not None)
