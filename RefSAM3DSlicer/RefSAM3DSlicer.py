@@ -432,6 +432,8 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
         self.test_segment_undo_and_not_found()
         self.setUp()
         self.test_interactive_loop()
+        self.setUp()
+        self.test_clicks_and_box_from_markups()
 
     def _tinyModelLogic(self):
         """(logic, volume, settings) on a tiny random-weight model, or None when PyTorch is not installed."""
@@ -532,5 +534,47 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
             self.assertTrue(loop.undo(slicer.mrmlScene).startswith("Not undone"))
             np.testing.assert_array_equal(voxels(segment_id), edited)
         finally:
+            logic.shutdown()
+        self.delayDisplay("Test passed")
+
+    def test_clicks_and_box_from_markups(self):
+        """A click added to the include list and a box resized on the ROI reach the loop through the observers the
+        widget uses (RefSAM3DSlicerLib.prompt_markups), the way placing and resizing in a view fire them."""
+        self.delayDisplay("RefSAM3D: clicks and box from markups")
+        made = self._tinyModelLogic()
+        if made is None:
+            return
+        import numpy as np
+        from RefSAM3DSlicerLib.mrml_adapter import world_ijk_to_ras
+        from RefSAM3DSlicerLib.prompt_markups import BOX, INCLUDE, PromptMarkups
+
+        logic, volume, _settings = made
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        loop = InteractiveLoop(logic)
+        markups = PromptMarkups(loop, lambda: (volume, segmentation))
+        nodes = markups.ensure_nodes(slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScriptedModuleNode"),
+                                     slicer.mrmlScene)
+
+        def ras(ijk):
+            return [float(c) for c in (world_ijk_to_ras(volume) @ np.array([*ijk, 1.0]))[:3]]
+
+        try:
+            loop.start_text(volume, segmentation, "left kidney")
+            loop.wait(pump_events=slicer.app.processEvents)
+            nodes[INCLUDE].AddControlPointWorld(*ras((14, 11, 8)))  # fires PointPositionDefinedEvent, like a click
+            loop.wait(pump_events=slicer.app.processEvents)
+            self.assertEqual(len(loop.current.clicks), 1)
+            self.assertTrue(nodes[INCLUDE].GetNthControlPointLocked(0))
+            box = nodes[BOX]
+            box.InvokeCustomModifiedEvent(box.PointStartInteractionEvent)  # what the scale handles fire
+            box.SetCenterWorld(ras((11, 9, 7)))
+            box.SetSize([20.0, 20.0, 20.0])
+            box.InvokeCustomModifiedEvent(box.PointEndInteractionEvent)
+            loop.wait(pump_events=slicer.app.processEvents)
+            self.assertIsNotNone(loop.current.box)
+            self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 1)
+            self.assertFalse(any(report.error for report in loop.reports), [r.message for r in loop.reports])
+        finally:
+            markups.forget()
             logic.shutdown()
         self.delayDisplay("Test passed")
