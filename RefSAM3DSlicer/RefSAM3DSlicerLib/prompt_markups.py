@@ -10,7 +10,8 @@ box (both corners placed, or resized or moved afterwards) that differs from the 
 
 Slicer's place widget makes a new ROI node, instead of using this one, when the active ROI already holds a complete
 box. So when placing starts on this ROI while it holds a box, the box is cleared first: the new box is drawn into
-this node and reaches the loop ("a new box replaces the old one").
+this node and reaches the loop ("a new box replaces the old one"). If placing ends without a new box, the current
+object's box is shown again: the markups always show what the model is given.
 """
 from __future__ import annotations
 
@@ -167,12 +168,20 @@ class PromptMarkups(VTKObservationMixin):
             self.run(lambda ras=tuple(position): self.loop.add_click(volume, segmentation, ras, positive))
 
     def _on_placement_changed(self, _caller, _event_name) -> None:
-        """Placing starts on the box ROI while it holds a box: clear it, so Slicer places into it, not a new ROI."""
+        """Placing starts on the box ROI while it holds a box: clear it, so Slicer places into it, not a new ROI.
+        Placing ends and no new box was drawn: show the current object's box again."""
         box = self.nodes.get(BOX)
-        if box is None or self._interaction_node.GetCurrentInteractionMode() != self._interaction_node.Place:
+        if box is None:
             return
-        if self._selection_node.GetActivePlaceNodeID() != box.GetID() or not roi_holds_a_box(box):
-            return
-        with self.muted():
-            box.RemoveAllControlPoints()
-        self._last_box = None
+        placing = self._interaction_node.GetCurrentInteractionMode() == self._interaction_node.Place
+        if placing and self._selection_node.GetActivePlaceNodeID() == box.GetID() and roi_holds_a_box(box):
+            with self.muted():
+                box.RemoveAllControlPoints()
+            self._last_box = None
+        elif not placing and not roi_holds_a_box(box):
+            current = self.loop.current
+            if current is not None and current.box is not None:
+                with self.muted():
+                    box.RemoveAllControlPoints()  # e.g. a first corner left behind
+                    set_box(box, current.box)
+                self._last_box = box_from_roi(box)

@@ -124,6 +124,21 @@ def test_a_second_box_placed_with_the_place_button_goes_to_the_same_roi_and_the_
     assert len(panel.loop.reports) == 3
 
 
+def test_placing_a_box_given_up_shows_the_objects_box_again(panel):
+    from RefSAM3DSlicerLib.prompts_from_markups import box_from_roi
+
+    panel.loop.start_text(panel.volume, panel.segmentation, "liver")
+    start_placing(panel.scene, panel.box)
+    draw_box(panel.box, inside(panel.volume, 0.2), inside(panel.volume, 0.8))
+    steps, box = len(panel.loop.reports), panel.loop.current.box
+    start_placing(panel.scene, panel.box)
+    assert panel.box.GetNumberOfDefinedControlPoints() == 0  # cleared for the new box
+    interaction = panel.scene.GetNodeByID("vtkMRMLInteractionNodeSingleton")
+    interaction.SetCurrentInteractionMode(interaction.ViewTransform)  # Esc: no new box
+    np.testing.assert_allclose(box_from_roi(panel.box), box, atol=1e-6)
+    assert len(panel.loop.reports) == steps  # shown again, not sent again
+
+
 def test_placing_clicks_does_not_clear_the_box(panel):
     panel.loop.start_text(panel.volume, panel.segmentation, "liver")
     start_placing(panel.scene, panel.box)
