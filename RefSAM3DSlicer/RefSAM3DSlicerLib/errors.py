@@ -1,8 +1,10 @@
-"""The one error type the module raises for bad input, so the Widget can show its message as-is."""
-try:
-    from RefSAM3DLib.errors import RefSAM3DError
-except ImportError:  # the library is installed on first use; before that nothing can raise its errors
-    RefSAM3DError = Exception
+"""The one error type the module raises for bad input, so the Widget can show its message as-is.
+
+It is a ``RefSAM3DError`` like every error the backend means the user to read. The backend ships inside the
+extension, next to this module (CMakeLists.txt copies it), so it is imported directly: a missing backend is reported
+as the missing package it is.
+"""
+from RefSAM3DLib.errors import RefSAM3DError
 
 
 class InputError(RefSAM3DError, ValueError):

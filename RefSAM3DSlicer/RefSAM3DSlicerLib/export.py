@@ -9,11 +9,19 @@ gives their files, which are put in the volume's slice order by their positions.
 overwritten unless the caller passes ``overwrite=True`` after asking the user (``existing_outputs`` says
 which files would be replaced). DICOM-SEG needs highdicom >= 0.23 and so pydicom 3; where Slicer bundles pydicom
 2.4 it is refused with ``DicomSegSupportMissing`` until the user installs DICOM-SEG support (NIfTI and
-.seg.nrrd work with the bundled pydicom).
+.seg.nrrd work with the bundled pydicom). Before RefSAM3D's packages are installed (nibabel is not bundled with
+Slicer), an export is refused with ``ExportPackagesMissing``: one line, no traceback.
+
+The panel exports in two halves: ``prepare_export`` reads the scene on the main thread (MRML is not thread-safe),
+and ``PreparedExport.start`` writes the files on a thread of its own, so compressing a NIfTI or writing a DICOM-SEG
+never freezes Slicer.
 """
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +36,22 @@ class DicomSegSupportMissing(InputError):
     """DICOM-SEG needs newer pydicom/highdicom than this Slicer has; the panel offers to install them."""
 
 
+class ExportPackagesMissing(InputError):
+    """A package the exporters need is not installed yet; the panel offers to install RefSAM3D's dependencies."""
+
+
 FORMAT_EXTENSIONS = {"nifti": ".nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": ".dcm"}
+
+
+def backend_exporters():
+    """The backend's ``RefSAM3DLib.io.exporters``; a package it needs that is missing becomes one line to act on."""
+    try:
+        from RefSAM3DLib.io import exporters
+    except ImportError as error:
+        raise ExportPackagesMissing(
+            f"exporting needs the Python package '{error.name or error}', which is not installed yet; press "
+            "'Install dependencies' in the RefSAM3D panel, then export again") from error
+    return exporters
 
 
 def output_path(folder: str | os.PathLike, segmentation_node, fmt: str) -> Path:
@@ -39,12 +62,12 @@ def output_path(folder: str | os.PathLike, segmentation_node, fmt: str) -> Path:
 
 def existing_outputs(path: str | os.PathLike, fmt: str | None = None) -> list[Path]:
     """The files an export to ``path`` would replace (a NIfTI export also writes a JSON sidecar)."""
-    from RefSAM3DLib.io.exporters import export_format_for
+    exporters = backend_exporters()
     from RefSAM3DLib.io.nifti_export import sidecar_path_for
 
     path = Path(path)
     candidates = [path]
-    if export_format_for(path, fmt) == "nifti":
+    if exporters.export_format_for(path, fmt) == "nifti":
         candidates.append(sidecar_path_for(path))
     return [p for p in candidates if p.exists()]
 
@@ -122,16 +145,51 @@ def dicom_source_files(volume_node, file_for_instance) -> list[str]:
     return [by_slice[k] for k in range(shape_k)]
 
 
-def export_segmentation(path: str | os.PathLike, segmentation_node, volume_node, fmt: str | None = None,
-                        segment_ids: list[str] | None = None, overwrite: bool = False, file_for_instance=None):
-    """Write the segments; returns the exporter's ``ExportResult`` (paths written, empty segments skipped)."""
-    from RefSAM3DLib.io.exporters import export_format_for, export_segments
+@dataclass
+class PreparedExport:
+    """What an export writes, copied out of the scene: ``write`` touches no MRML node, so it may run on any thread."""
 
+    path: Path
+    outputs: list
+    volume: object
+    fmt: str
+    overwrite: bool
+
+    def write(self):
+        """Write the files; returns the exporter's ``ExportResult`` (paths written, empty segments skipped)."""
+        exporters = backend_exporters()
+        try:
+            return exporters.export_segments(self.path, self.outputs, self.volume, fmt=self.fmt,
+                                             overwrite=self.overwrite)
+        except (ValueError, FileExistsError) as error:  # the exporters' one-line user errors
+            raise InputError(str(error)) from error
+
+    def start(self) -> Future:
+        """``write`` on a thread of its own; the panel's timer polls ``done()``, then ``result()`` (or its error)."""
+        future: Future = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self.write())
+            except Exception as error:  # noqa: BLE001 - handed to the main thread through the future
+                future.set_exception(error)
+
+        threading.Thread(target=run, name="RefSAM3D export", daemon=True).start()
+        return future
+
+
+def prepare_export(path: str | os.PathLike, segmentation_node, volume_node, fmt: str | None = None,
+                   segment_ids: list[str] | None = None, overwrite: bool = False,
+                   file_for_instance=None) -> PreparedExport:
+    """Main thread: check the request and copy the segments, the volume's grid and its DICOM files out of the scene."""
+    exporters = backend_exporters()
     mrml.check_volume_node(volume_node)
     if segmentation_node is None:
         raise InputError("select the segmentation to export")
     try:
-        fmt = export_format_for(path, fmt)
+        fmt = exporters.export_format_for(path, fmt)
     except ValueError as error:
         raise InputError(str(error)) from error
     existing = existing_outputs(path, fmt)
@@ -150,7 +208,11 @@ def export_segmentation(path: str | os.PathLike, segmentation_node, volume_node,
     if fmt == "dicom-seg":
         volume.dicom_files = dicom_source_files(volume_node, file_for_instance)
     outputs = segment_outputs(segmentation_node, volume_node, segment_ids)
-    try:
-        return export_segments(path, outputs, volume, fmt=fmt, overwrite=overwrite)
-    except (ValueError, FileExistsError) as error:  # the exporters' one-line user errors
-        raise InputError(str(error)) from error
+    return PreparedExport(Path(path), outputs, volume, fmt, overwrite)
+
+
+def export_segmentation(path: str | os.PathLike, segmentation_node, volume_node, fmt: str | None = None,
+                        segment_ids: list[str] | None = None, overwrite: bool = False, file_for_instance=None):
+    """Both halves at once (scripts, tests); returns the exporter's ``ExportResult``."""
+    return prepare_export(path, segmentation_node, volume_node, fmt, segment_ids, overwrite,
+                          file_for_instance).write()

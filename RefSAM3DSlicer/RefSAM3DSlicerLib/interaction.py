@@ -98,6 +98,7 @@ class InteractiveLoop:
         self.current: LoopObject | None = None
         self._queue: list[_Interaction] = []
         self._running: list | None = None  # [PendingSegmentation, LoopObject, state before, start time, superseded]
+        self._orphan = None  # the PendingSegmentation of a step whose scene was closed: ends silently
         self._history: list[_HistoryEntry] = []
         self.reports: list[StepReport] = []
 
@@ -140,6 +141,18 @@ class InteractiveLoop:
     def cancel(self) -> None:
         """Stop the running step (nothing is written); queued clicks stay in the object for the next step."""
         self.logic.cancel()
+
+    def reset(self) -> None:
+        """The scene was closed: cancel the running step, which then ends without writing or reporting, and forget
+        the queued interactions, the objects and what can be undone. A prompt given meanwhile queues behind the
+        cancelled step (it is not refused) and runs as soon as that step has stopped."""
+        if self._running is not None:
+            self._orphan = self._running[0]
+            self.logic.cancel()
+        self._queue.clear()
+        self._history.clear()
+        self.current = None
+        self.logic.forget_scene()
 
     # ------------------------------------------------------------------ progress
     @property
@@ -251,6 +264,13 @@ class InteractiveLoop:
     def _finish_running(self) -> None:
         pending, obj, before, started, superseded = self._running
         self._running = None
+        if pending is self._orphan:
+            self._orphan = None
+            try:
+                self.logic.finish_segmentation(pending)  # cancelled: writes nothing, frees the Logic for the next step
+            except Exception:  # noqa: BLE001 - its scene is gone: nothing left to report to
+                log.debug("a step of a closed scene ended with an error", exc_info=True)
+            return
         try:
             outcome = self.logic.finish_segmentation(pending)
         except Exception as error:  # noqa: BLE001 - the clicks stay in the object; the next step retries them

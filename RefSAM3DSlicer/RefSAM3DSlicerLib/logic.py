@@ -181,6 +181,11 @@ class RefSAM3DLogic:
             status_callback(message)
         return message
 
+    def forget_scene(self) -> None:
+        """The scene was closed: its steps cannot be undone and its segments need no refinement memory."""
+        self.undo_stack.clear()
+        self._refinement.clear()
+
     def release_model(self) -> None:
         self._refinement.clear()
         self.worker.release()

@@ -4,18 +4,26 @@ Single keys work like SlicerNNInteractive's and the Segment Editor's: bound to t
 module is shown, they act in the slice views, but never while a text box has the focus (Qt gives typed
 letters to the text box first). Undo also has
 Ctrl+Z, active only while the RefSAM3D panel has the focus, so Slicer's other Ctrl+Z users are untouched.
+
+A main-window shortcut takes its key away from the views, so the keys the slice and 3D views use themselves
+(``VIEW_KEYS``) are never bound: e.g. "b" is the slice views' previous slice, so the box is drawn with X.
 """
 from __future__ import annotations
 
 ACTIONS = {  # action -> (default key, what it does)
     "include": ("I", "place include (+) clicks"),
     "exclude": ("E", "place exclude (-) clicks"),
-    "box": ("B", "draw a box"),
+    "box": ("X", "draw a box"),
     "undo": ("Z", "undo the last click or step"),
     "new_object": ("N", "finish this segment; the next text or click starts a new one"),
 }
 PANEL_UNDO = "Ctrl+Z"
 _RESERVED = {"ctrl+z", "ctrl+return", "ctrl+enter", "esc"}  # bound by the panel itself
+# Keys Slicer's views handle without a modifier (vtkMRMLSliceIntersectionWidget: f/b next/previous slice, g/t label
+# and foreground opacity, v slice visibility, r reset view, arrows, [ ] { } volumes; vtkMRMLCameraWidget: r, +/-,
+# arrows, Home/End/PgDown/Ins; vtkSlicerMarkupsWidget over a point: s snap, Del/Backspace delete).
+VIEW_KEYS = frozenset({"b", "f", "g", "r", "s", "t", "v", "shift+v", "left", "right", "up", "down", "[", "]", "{", "}",
+                       "+", "-", "home", "end", "pgdown", "pgup", "ins", "insert", "del", "delete", "backspace"})
 
 
 def default_shortcuts() -> dict[str, str]:
@@ -23,7 +31,8 @@ def default_shortcuts() -> dict[str, str]:
 
 
 def validated_shortcuts(shortcuts) -> dict[str, str]:
-    """Every action gets a key: unknown actions are dropped, empty/duplicate/reserved keys fall back to the default."""
+    """Every action gets a key: unknown actions are dropped; empty, duplicate, reserved keys and the views' own keys
+    fall back to the default."""
     result = default_shortcuts()
     if not isinstance(shortcuts, dict):
         return result
@@ -31,7 +40,7 @@ def validated_shortcuts(shortcuts) -> dict[str, str]:
     for action in ACTIONS:
         key = shortcuts.get(action)
         key = " ".join(str(key).split()) if key is not None else ""
-        if key and key.lower() not in used and key.lower() not in _RESERVED:
+        if key and key.lower() not in used and key.lower() not in _RESERVED | VIEW_KEYS:
             result[action] = key
         used.add(result[action].lower())
     if len(used) < len(ACTIONS):  # a user key collided with another action's default: back to all defaults

@@ -1,6 +1,6 @@
-"""The panel's dependency installation: check what the backend needs, install PyTorch through the PyTorch
-extension and the rest with pip in a separate process the panel polls, and offer the restart Slicer needs when an
-imported package changed. A mixin of the Qt widget (it needs the Slicer application); the checking and
+"""The panel's dependency installation: check what the backend needs, install PyTorch the PyTorch extension's way
+(light-the-torch) and the rest with pip, each in a separate process the panel polls, and offer the restart Slicer
+needs when an imported package changed. A mixin of the Qt widget (it needs the Slicer application); the checking and
 installing itself lives in ``dependencies.py``, tested headless.
 
 The widget provides ``ui`` (dependencyStatusLabel, installDependenciesButton), ``_pip`` / ``_pipQueue`` /
@@ -40,29 +40,17 @@ class DependencyInstallMixin:
         return False
 
     def _installDependencies(self, missing):
-        """PyTorch through the PyTorch extension, then pip in its own process, polled: Slicer stays usable."""
+        """light-the-torch, PyTorch and the rest, each in its own pip process the timer polls: Slicer stays usable."""
         if slicer.app.testingEnabled() or self._pip is not None:  # never install from a test run
             return
         if not slicer.util.confirmOkCancelDisplay(
-                dependencies.describe_missing(missing) + _("\n\nInstall them now? PyTorch comes from the PyTorch "
-                                                         "extension; the rest is downloaded by pip in the background."),
+                dependencies.describe_missing(missing) + _("\n\nInstall them now? PyTorch is installed the way the "
+                                                         "PyTorch extension does it; everything is downloaded by pip "
+                                                         "in the background."),
                 windowTitle=_("RefSAM3D dependencies")):
             self._setStatus(dependencies.describe_missing(missing), "error")
             return
-        torch = [r for r in missing if dependencies.requirement_name(r).lower() == "torch"]
-        others = [r for r in missing if r not in torch]
-        installs = [(others, None)] if others else []
-        if torch:
-            command = dependencies.torch_install_command(torch[0])
-            if command is not None:
-                with slicer.util.tryWithErrorDisplay(_("Installing light-the-torch failed."), waitCursor=True):
-                    if dependencies.missing_requirements(["light-the-torch>=0.5"]):
-                        slicer.util.pip_install("light-the-torch>=0.5")  # small; PyTorchUtils needs it too
-                installs.insert(0, (torch, command))
-            else:  # no PyTorch extension API to run in the background: its own (blocking) installer
-                with slicer.util.tryWithErrorDisplay(_("Installing PyTorch failed."), waitCursor=True):
-                    dependencies.install_torch(torch[0])
-        self._pipQueue = installs
+        self._pipQueue = dependencies.install_plan(missing)
         self._startNextInstall()
 
     def _startNextInstall(self):

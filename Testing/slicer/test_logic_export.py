@@ -152,3 +152,79 @@ def test_dicom_seg_is_refused_with_an_install_offer_on_pydicom_2(make_segmentati
         export_segmentation(tmp_path / "seg.dcm", segmentation, volume, file_for_instance=uids.get)
     assert not (tmp_path / "seg.dcm").exists()
     export_segmentation(tmp_path / "seg.seg.nrrd", segmentation, volume)  # the other formats still work
+
+
+def test_the_files_are_written_off_the_main_thread_from_what_was_read_before(make_volume, make_segmentation,
+                                                                              tmp_path, scene):
+    """prepare_export reads the scene (main thread); the write runs on its own thread and needs no node any more."""
+    import nibabel as nib
+    from RefSAM3DSlicerLib.export import prepare_export
+
+    volume = make_volume("lps")
+    segmentation = make_segmentation(volume)
+    _, liver = add_segment(segmentation, volume, "liver", np.s_[2:9, 3:12, 4:15])
+    prepared = prepare_export(tmp_path / "out.nii.gz", segmentation, volume)
+    assert not (tmp_path / "out.nii.gz").exists()  # nothing written on the main thread
+    scene.RemoveNode(segmentation)
+    scene.RemoveNode(volume)  # e.g. the user closes the scene while the file is written
+
+    future = prepared.start()
+    result = future.result(timeout=60)
+    assert [p.name for p in result.paths] == ["out.nii.gz", "out.json"]
+    np.testing.assert_array_equal(np.asarray(nib.load(result.paths[0]).dataobj) == 1, liver)
+
+
+def test_a_failed_background_write_reaches_the_panel_as_its_one_line(make_volume, make_segmentation, tmp_path):
+    from RefSAM3DSlicerLib.errors import InputError
+    from RefSAM3DSlicerLib.export import prepare_export
+
+    volume = make_volume("ras")
+    segmentation = make_segmentation(volume)
+    add_segment(segmentation, volume, "liver", np.s_[2:9, 3:12, 4:15])
+    prepared = prepare_export(tmp_path / "out.nii.gz", segmentation, volume)
+    (tmp_path / "out.nii.gz").write_bytes(b"written meanwhile")  # appears between the question and the write
+    with pytest.raises(InputError, match="exists"):
+        prepared.start().result(timeout=60)
+    assert (tmp_path / "out.nii.gz").read_bytes() == b"written meanwhile"
+
+
+EXPORT_WITHOUT_NIBABEL = """
+import sys
+sys.modules["nibabel"] = None  # a Slicer Python before RefSAM3D's packages are installed: nibabel is not bundled
+import numpy as np
+import slicer
+sys.path.append(sys.argv[2])  # after slicer: a 'slicer' folder on the path would join its package
+from slicer_headless import init_headless_slicer
+from RefSAM3DSlicerLib.export import export_segmentation, existing_outputs
+
+scene = init_headless_slicer()
+volume = slicer.util.addVolumeFromArray(np.zeros((4, 5, 6), np.int16), np.eye(4), "CT")
+segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+for call in (lambda: existing_outputs(sys.argv[1], "nifti"), lambda: export_segmentation(sys.argv[1], segmentation,
+                                                                                         volume)):
+    try:
+        call()
+    except Exception as error:
+        print(type(error).__name__, "|", error)
+"""
+
+
+def test_export_before_the_packages_are_installed_is_refused_in_one_line(tmp_path):
+    """What the panel showed as a bare traceback: the exporters import nibabel, which Slicer does not bundle."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    testing = Path(__file__).resolve().parents[1]
+    paths = [str(testing.parent), str(testing.parent / "RefSAM3DSlicer")]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    target = tmp_path / "out.nii.gz"
+    ran = subprocess.run([sys.executable, "-c", EXPORT_WITHOUT_NIBABEL, str(target), str(testing)],
+                         capture_output=True, text=True, env=environment, timeout=120)
+    lines = [line for line in ran.stdout.splitlines() if "|" in line]
+    assert len(lines) == 2, ran.stdout + ran.stderr
+    for line in lines:
+        assert line.startswith("ExportPackagesMissing | exporting needs the Python package 'nibabel', which is not "
+                               "installed yet; press 'Install dependencies' in the RefSAM3D panel"), line
+    assert not target.exists()

@@ -60,5 +60,6 @@ def test_in_app_self_test_passes(monkeypatch, scene):
     test = module.RefSAM3DSlicerTest("test_segment_undo_and_not_found")
     test.runTest()
     assert test.displayed == ["RefSAM3D: segment, undo, not found", "Test passed",
-                              "RefSAM3D: interactive loop", "Test passed"]
+                              "RefSAM3D: interactive loop", "Test passed",
+                              "RefSAM3D: clicks and box from markups", "Test passed"]
     assert isinstance(module.RefSAM3DSlicerLogic(settings=module.RefSAM3DSettings()), stubs.ScriptedLoadableModuleLogic)

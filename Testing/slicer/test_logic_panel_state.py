@@ -51,10 +51,10 @@ def test_shortcuts_are_settings_with_safe_defaults(tmp_path):
 
     store = JsonSettingsStore(tmp_path / "settings.json")
     assert store.load().shortcuts == default_shortcuts()
-    settings = RefSAM3DSettings(shortcuts={**default_shortcuts(), "include": "A", "exclude": "S"})
+    settings = RefSAM3DSettings(shortcuts={**default_shortcuts(), "include": "A", "exclude": "W"})
     store.save(settings)
     loaded = store.load().shortcuts
-    assert loaded["include"] == "A" and loaded["exclude"] == "S" and loaded["undo"] == "Z"
+    assert loaded["include"] == "A" and loaded["exclude"] == "W" and loaded["undo"] == "Z"
     # a clash, a reserved key, an empty key or garbage never leave an action without a key
     assert RefSAM3DSettings(shortcuts={"include": "E"}).validated().shortcuts == default_shortcuts()
     assert RefSAM3DSettings(shortcuts={"undo": "Ctrl+Z", "box": ""}).validated().shortcuts == default_shortcuts()
@@ -76,16 +76,28 @@ def test_qsettings_store_round_trips_shortcuts():
             self[key] = value
 
     store = QSettingsStore(StringSettings())
-    store.save(RefSAM3DSettings(shortcuts={"include": "Q", "exclude": "W", "box": "R", "undo": "U", "new_object": "Y"}))
+    store.save(RefSAM3DSettings(shortcuts={"include": "Q", "exclude": "W", "box": "O", "undo": "U", "new_object": "Y"}))
     assert store.load().shortcuts["new_object"] == "Y"
 
+
+
+def test_shortcuts_never_take_the_views_own_keys():
+    """A main-window shortcut would take its key from the slice views: 'b' is their previous slice, 'f' next."""
+    from RefSAM3DSlicerLib.shortcuts import VIEW_KEYS, default_shortcuts, validated_shortcuts
+
+    assert not {key.lower() for key in default_shortcuts().values()} & VIEW_KEYS
+    assert default_shortcuts()["box"] == "X"
+    stored_before = {"include": "I", "exclude": "E", "box": "B", "undo": "Z", "new_object": "N"}
+    assert validated_shortcuts(stored_before)["box"] == "X"  # a setting saved with the old default moves off 'b'
+    assert validated_shortcuts({"include": "f", "undo": "Left"}) == default_shortcuts()
+    assert validated_shortcuts({"box": "O"})["box"] == "O"
 
 
 def test_shortcuts_text_box_round_trips():
     from RefSAM3DSlicerLib.shortcuts import default_shortcuts, format_shortcuts, parse_shortcuts
 
     text = format_shortcuts(default_shortcuts())
-    assert text == "include=I, exclude=E, box=B, undo=Z, new_object=N"
+    assert text == "include=I, exclude=E, box=X, undo=Z, new_object=N"
     assert parse_shortcuts(text) == default_shortcuts()
     assert parse_shortcuts("include = A , bogus=Q, exclude=")["include"] == "A"
 

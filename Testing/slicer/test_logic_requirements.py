@@ -149,7 +149,8 @@ def test_torch_is_installed_with_the_pytorch_extensions_choice_in_the_background
     from RefSAM3DSlicerLib.dependencies import torch_install_command
 
     monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
-    assert torch_install_command("torch>=2.4,<3") is None  # no extension: its blocking installer/pip fallback
+    assert torch_install_command("torch>=2.4,<3", python="PythonSlicer") == [  # no extension: light-the-torch's choice
+        "PythonSlicer", "-m", "light_the_torch", "install", "torch>=2.4,<3", "torchvision"]
 
     class PyTorchUtilsLogic:  # the extension's signature: (backend, torch requirement, torchvision requirement)
         @staticmethod
@@ -160,3 +161,28 @@ def test_torch_is_installed_with_the_pytorch_extensions_choice_in_the_background
     monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=PyTorchUtilsLogic))
     assert torch_install_command("torch>=2.4,<3", python="PythonSlicer") == [
         "PythonSlicer", "-m", "light_the_torch", "install", "torch>=2.4,<3", "torchvision"]
+
+
+def test_every_install_runs_in_the_background_light_the_torch_first(monkeypatch):
+    """Nothing the panel installs blocks Slicer: light-the-torch, then PyTorch through it, then pip, each a process."""
+    from RefSAM3DSlicerLib.dependencies import LIGHT_THE_TORCH, install_plan
+
+    monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
+    missing = ["torch>=2.4,<3", "nibabel>=5.0", "highdicom>=0.22"]
+    without_ltt = {"light-the-torch": None}.get
+    plan = install_plan(missing, version_of=without_ltt, python="PythonSlicer")
+    assert plan == [([LIGHT_THE_TORCH], None),
+                    (["torch>=2.4,<3"], ["PythonSlicer", "-m", "light_the_torch", "install", "torch>=2.4,<3",
+                                         "torchvision"]),
+                    (["nibabel>=5.0", "highdicom>=0.22"], None)]
+    assert install_plan(missing, version_of={"light-the-torch": "0.8.0"}.get, python="P")[0][0] == ["torch>=2.4,<3"]
+    assert install_plan(["nibabel>=5.0"], python="P") == [(["nibabel>=5.0"], None)]
+    assert install_plan([]) == []
+
+
+def test_pip_opens_no_console_window_on_windows():
+    """Slicer's launchConsoleProcess hides the console of the processes it starts on Windows; so does PipInstall."""
+    from RefSAM3DSlicerLib.dependencies import CREATE_NO_WINDOW, hidden_console_options
+
+    assert hidden_console_options("nt") == {"creationflags": CREATE_NO_WINDOW} and CREATE_NO_WINDOW == 0x08000000
+    assert hidden_console_options("posix") == {}
