@@ -18,8 +18,9 @@ import torch
 
 from ..io.checks import check_volume
 from ..io.volume import Volume
-from ..modeling.checkpoint import load_refsam3d
+from ..modeling.checkpoint import load_refsam3d, read_checkpoint
 from ..modeling.refsam3d import RefSAM3D
+from ..modeling.slice_sam_weights import load_slice_sam
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,14 @@ def _is_oom(exc: BaseException) -> bool:
 class RefSAM3DPredictor:
     def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float | None = None,
                  batch_size: int | None = None, presence_threshold: float = 0.5, presence_gating: bool = True,
-                 metadata: dict | None = None, anatomy_prior: bool = True, slice_stride: int | None = None) -> None:
+                 metadata: dict | None = None, anatomy_prior: bool = True, slice_stride: int | None = None,
+                 slice_sam=None, delineation: bool = True) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
+        # the delineation stage's network (pretrained LiteMedSAM; its TinyViT is the lite model's own): boxes and
+        # clicks go to it -- on new patients it beats the trained 3D decoder by a wide margin (model card)
+        self.slice_sam = slice_sam.to(self.device) if slice_sam is not None else None
+        self.delineation = bool(delineation) and self.slice_sam is not None
         # lite windows cover whole slices, so overlap only acts in depth, where a quarter suffices
         self.overlap = overlap if overlap is not None else (0.25 if model.config.is_lite else 0.5)
         self.presence_threshold = presence_threshold
@@ -67,8 +73,10 @@ class RefSAM3DPredictor:
 
         name_or_path = DEFAULT_MODEL if name_or_path is None else name_or_path
 
-        model, metadata = load_refsam3d(resolve_model(str(name_or_path)))
-        return cls(model, device=device, metadata=metadata, **kwargs)
+        path = resolve_model(str(name_or_path))
+        model, metadata = load_refsam3d(path)
+        slice_sam = load_slice_sam(read_checkpoint(path), model, str(path))
+        return cls(model, device=device, metadata=metadata, slice_sam=slice_sam, **kwargs)
 
     def _default_batch(self) -> int:
         if self.device.type != "cuda":
@@ -119,6 +127,8 @@ class RefSAM3DPredictor:
     def _move_to_cpu(self) -> None:
         self.device = torch.device("cpu")
         self.model.to(self.device)
+        if self.slice_sam is not None:
+            self.slice_sam.to(self.device)
         self.fell_back_to_cpu = True
 
     # ------------------------------------------------------------------ sessions

@@ -18,14 +18,13 @@ class SegmentResult(SegmentOutput):
     session_token: int | None = None  # which session made it (a later prompt may refine it there)
     refinement_id: int | None = None  # the session's handle to the model map behind it (copies keep it)
     timings: dict[str, float] = field(default_factory=dict)
+    note: str = ""  # for the user: why a structure was not found, or what prompt would help
 
 
 def build_result(prompt: Prompt, probability: torch.Tensor, presence: float, threshold: float,
                  post: PostProcessing, space, volume, return_probability: bool,
                  session_token: int) -> tuple[SegmentResult, np.ndarray]:
     """-> the result and the post-processed model-grid probability (the session keeps it for refinement)."""
-    from ..vocab.matcher import resolve
-
     d, h, w = space.model_shape
     found = presence >= threshold if (prompt.text and not prompt.has_clicks) else True
     with stage("post-process"):
@@ -47,6 +46,33 @@ def build_result(prompt: Prompt, probability: torch.Tensor, presence: float, thr
         found = False
     if return_probability and full_prob is None:
         full_prob = np.zeros(volume.geometry.shape, dtype=np.float32)
+    result = _result(prompt, mask, presence, found, volume, full_prob, session_token)
+    return result, prob_np
+
+
+def build_mask_result(prompt: Prompt, mask: np.ndarray, found: bool, presence: float, post: PostProcessing,
+                      volume, return_probability: bool, session_token: int) -> SegmentResult:
+    """A result from a mask already on the user's grid (the delineation stage): post-processing applies there."""
+    mask = np.asarray(mask, dtype=bool)
+    if found and mask.any() and (post.largest_component or post.fill_holes or post.min_size_ml > 0):
+        with stage("post-process"):  # on the mask's bounding box: a whole clinical CT would cost seconds
+            nz = np.argwhere(mask)
+            box = tuple(slice(max(0, int(lo) - 1), int(hi) + 2) for lo, hi in zip(nz.min(0), nz.max(0)))
+            kept = post.apply(mask[box].astype(np.float32), volume.geometry.voxel_volume_ml) >= post.threshold
+            mask = np.zeros_like(mask)
+            mask[box] = kept
+    found = bool(found and mask.any())
+    if not found:
+        mask = np.zeros(volume.geometry.shape, dtype=bool)
+    probability = mask.astype(np.float32) if return_probability else None
+    return _result(prompt, mask, presence, found, volume, probability, session_token)
+
+
+def _result(prompt: Prompt, mask: np.ndarray, presence: float, found: bool, volume, probability,
+            session_token: int) -> SegmentResult:
+    """Name, colour and codes from the prompt (text: its concept; clicks only: a generic segment)."""
+    from ..vocab.matcher import resolve
+
     if prompt.text:
         match = resolve(prompt.text)
         name, terminology, color, concept = match.display_name, match.terminology, match.color, (
@@ -60,9 +86,8 @@ def build_result(prompt: Prompt, probability: torch.Tensor, presence: float, thr
         name = prompt.name
     with stage("threshold"):
         volume_ml = float(mask.sum()) * volume.geometry.voxel_volume_ml
-    result = SegmentResult(
+    return SegmentResult(
         name=name, mask=mask, color=color, terminology=terminology, prompt=prompt.text, concept_id=concept,
         presence=float(presence), found=bool(found), volume_ml=volume_ml,
-        algorithm_type="SEMIAUTOMATIC" if prompt.has_clicks else "AUTOMATIC", probability=full_prob,
+        algorithm_type="SEMIAUTOMATIC" if prompt.has_clicks else "AUTOMATIC", probability=probability,
         session_token=session_token)
-    return result, prob_np

@@ -26,6 +26,7 @@ from ..io.volume import Volume
 from .anatomy_guidance import fuse_with_prior, guide_prompts
 from .click_constraints import apply_click_constraints
 from .decode_passes import DecodePasses, presence_gate  # noqa: F401  (presence_gate: public re-export)
+from .delineate import DelineationRequest, DelineationStage
 from .errors import PromptError
 from .intensity import detect_modality
 from .model_image import outside_air, prepare_model_image
@@ -35,7 +36,7 @@ from .profiling import stage
 from .progress import check_cancel, report
 from .prompt_geometry import PromptGeometry
 from .prompts import Prompt
-from .results import SegmentResult, build_result
+from .results import SegmentResult, build_mask_result, build_result
 from .sliding_window import Start, grid_windows
 from .window_cache import WindowCache
 
@@ -56,14 +57,34 @@ class Session:
         if self.modality == "MRI":
             self.modality = "MR"
         self.token = id(self)
-        image = prepare_model_image(volume.array, self.space, cfg, self.modality, predictor.device)
-        self.cache = WindowCache(predictor, image)
+        self._cache: WindowCache | None = None  # the network's model-space image and windows: built on first use
         self._outside: np.ndarray | None = None
-        self.geometry = PromptGeometry(volume, self.space, cfg, tuple(image.shape), self.modality, self._outside_air)
-        self.passes = DecodePasses(predictor, self.cache, self.geometry, tuple(image.shape))
         self._refinement: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._handles = itertools.count(1)
         self.anatomy = AnatomyPrior(volume, self.modality)  # fitted on the first text prompt that needs it
+        self._delineation: DelineationStage | None = None
+
+    # ------------------------------------------------------------------ the two image paths, built when needed
+    @property
+    def cache(self) -> WindowCache:
+        """The network's path: the volume resampled into model space, window embeddings (a box or a click that
+        the delineation stage answers never needs it)."""
+        if self._cache is None:
+            cfg = self.config
+            image = prepare_model_image(self.volume.array, self.space, cfg, self.modality, self.predictor.device)
+            self._cache = WindowCache(self.predictor, image)
+            self.geometry = PromptGeometry(self.volume, self.space, cfg, tuple(image.shape), self.modality,
+                                           self._outside_air)
+            self.passes = DecodePasses(self.predictor, self._cache, self.geometry, tuple(image.shape))
+        return self._cache
+
+    @property
+    def delineation(self) -> DelineationStage | None:
+        """The delineation stage (boxes, clicks): the pretrained 2D decoder on the slices a prompt visits."""
+        if self._delineation is None and self.predictor.delineation:
+            self._delineation = DelineationStage(self.predictor.slice_sam, self.volume, self.modality,
+                                                 self.predictor.device, amp=self.predictor.amp)
+        return self._delineation
 
     # ------------------------------------------------------------------ what callers and tests look at
     @property
@@ -135,15 +156,88 @@ class Session:
     def segment(self, prompts: Prompt | list[Prompt], progress=None, cancel=None,
                 postprocessing: PostProcessing | None = None, return_probability: bool = False,
                 presence_threshold: float | None = None) -> list[SegmentResult]:
-        """Segment one or more prompts; prompts given together share encoder and decoder batches."""
-        t0 = time.perf_counter()
+        """Segment one or more prompts; prompts given together share encoder and decoder batches.
+
+        Boxes and clicks (with or without text) go to the delineation stage when the model has one; text alone
+        goes to the network (guided by the registered reference where it knows the structure)."""
         asked = [prompts] if isinstance(prompts, Prompt) else list(prompts)
         if not asked:
             raise PromptError("no prompts given")
+        post = postprocessing or PostProcessing()
+        delineated = [i for i, p in enumerate(asked) if p.has_clicks and self.delineation is not None]
+        network = [i for i in range(len(asked)) if i not in delineated]
+        results: dict[int, SegmentResult] = {}
+        if network:
+            for i, r in zip(network, self._segment_network([asked[i] for i in network], progress, cancel, post,
+                                                           return_probability, presence_threshold)):
+                results[i] = r
+        for i in delineated:
+            results[i] = self._delineate(asked[i], progress, cancel, post, return_probability)
+        return [results[i] for i in range(len(asked))]
+
+    def _delineate(self, prompt: Prompt, progress, cancel, post: PostProcessing,
+                   return_probability: bool) -> SegmentResult:
+        t0 = time.perf_counter()
+        stage_ = self.delineation
+        points = prompt.points_array()
+        check_points_inside(self.volume, points)
+        zrc = stage_.slices.from_ras(points) if len(points) else np.zeros((0, 3))
+        labels = np.asarray([1 if p else 0 for p in prompt.point_labels], dtype=int)
+        stage_.check_include_clicks(zrc, labels)
+        box = None
+        if prompt.box is not None:
+            corners = prompt.box_corners()
+            if not self.volume.geometry.contains_ras(corners.mean(0, keepdims=True)).all():
+                raise PromptError("the box centre is outside the volume; draw the box on the image")
+            box = tuple(stage_.slices.from_ras(corners))
+        previous = self._previous_mask(prompt.previous)
+        presence, reason = 1.0, ""
+        if prompt.text and self.predictor.anatomy_prior:
+            with stage("anatomy prior"):
+                hint = self.anatomy.hint(prompt.text)
+            if hint.state == "outside":
+                presence, reason = 0.0, hint.reason
+        report(progress, 0, 1, "delineating")
+        with stage("delineate"):
+            encode_progress = _EncodeProgress(progress, cancel)
+            stage_.embeddings.on_encode = encode_progress
+            try:
+                outcome = stage_.run(DelineationRequest(box, zrc, labels, previous), cancel)
+            finally:
+                stage_.embeddings.on_encode = None
+        check_cancel(cancel)
+        t_decode = time.perf_counter()
+        with stage("back to the volume grid"):
+            mask = stage_.slices.mask_to_volume(outcome.mask)
+        found = outcome.found and presence > 0
+        result = build_mask_result(prompt, mask, found, presence if found else 0.0, post, self.volume,
+                                   return_probability, self.token)
+        if not result.found:
+            result.note = reason or outcome.reason
+        t_end = time.perf_counter()
+        result.timings = {"encode_s": 0.0, "decode_s": t_decode - t0, "output_s": t_end - t_decode,
+                          "total_s": t_end - t0, "slices_encoded": float(encode_progress.count)}
+        report(progress, 1, 1, "done")
+        return result
+
+    def _previous_mask(self, previous) -> np.ndarray | None:
+        """The previous result as a (z, row, col) mask for the delineation stage."""
+        if previous is None:
+            return None
+        mask = previous.mask if isinstance(previous, SegmentOutput) else np.asarray(previous)
+        if tuple(mask.shape) != tuple(self.volume.geometry.shape):
+            raise PromptError(f"previous mask shape {tuple(mask.shape)} does not match the volume "
+                              f"{tuple(self.volume.geometry.shape)}")
+        return self.delineation.slices.mask_from_volume(mask.astype(bool))
+
+    def _segment_network(self, asked: list[Prompt], progress, cancel, post: PostProcessing,
+                         return_probability: bool, presence_threshold: float | None) -> list[SegmentResult]:
+        """Text prompts (and, without a delineation stage, boxes and clicks) through the RefSAM3D network."""
+        t0 = time.perf_counter()
+        self.cache  # noqa: B018  (builds the model-space image on first use)
         prompts, hints = (guide_prompts(asked, self.anatomy, progress, cancel) if self.predictor.anatomy_prior
                           else (asked, [None] * len(asked)))
         not_in_scan = {i for i, h in enumerate(hints) if h is not None and h.state == "outside"}
-        post = postprocessing or PostProcessing()
         threshold = self.predictor.presence_threshold if presence_threshold is None else presence_threshold
         clicks = [self.geometry.points(p) for p in prompts]
         boxes = [self.geometry.box(p) for p in prompts]
@@ -208,3 +302,24 @@ class Session:
 
 
 __all__ = ["Session", "SegmentResult", "presence_gate"]
+
+
+class _EncodeProgress:
+    """Counts slices the delineation stage encodes, reports them, and honours Cancel between them."""
+
+    def __init__(self, progress, cancel) -> None:
+        self.progress, self.cancel, self.count = progress, cancel, 0
+
+    def __call__(self, n: int) -> None:
+        self.count += n
+        report(self.progress, self.count, self.count + 1, f"encoding slices ({self.count})")
+        check_cancel(self.cancel)
+
+
+def check_points_inside(volume: Volume, points: np.ndarray) -> None:
+    if len(points):
+        inside = volume.geometry.contains_ras(points)
+        if not inside.all():
+            bad = points[~inside][0]
+            raise PromptError(f"point ({bad[0]:.1f}, {bad[1]:.1f}, {bad[2]:.1f}) mm RAS is outside the volume "
+                              f"({volume.geometry.describe()}); click inside the image")

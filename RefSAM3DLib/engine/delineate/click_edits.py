@@ -1,0 +1,178 @@
+"""A click edits the current mask: it names an object (the one under it) to add or to take away, slice by slice.
+
+Every click -- the first one, an include click outside the mask, an exclude click inside it -- is handled the
+same way, and acts at once and locally:
+
+1. on the click's slice, the object under the click is found (``click_object``; exclude clicks already made on
+   that slice are passed along, so the decoder steers away from them). For an exclude click it is the object
+   under the click that is NOT the rest of the mask: the mask's core is passed as an exclude point, so a leak
+   into a neighbour is told apart from the organ it leaked from;
+2. include: it is added to the mask; exclude: it is taken out of the mask (an include click of the user's
+   stays in: that part was asked for);
+3. the object is followed to the neighbouring slices (``propagation`` without a box, so the object must
+   announce its own end), and on each slice added or taken away again -- until the edit stops changing
+   anything there: the new part has merged with what was already there, or nothing of the wrong part is
+   left. Slices the edit does not reach keep what they had.
+
+So a first click grows an object from nothing; an include click outside regrows a missed end or lobe from
+its slice and merges it; an exclude click removes a leak into a neighbour over the slices where it runs.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .click_object import object_at_click
+from .propagation import StopRules, bounding_box, propagate
+from .slice_segmenter import SlicePrompt
+
+NOTHING_NEW = 0.1  # an edit that changes less than this fraction of the propagated object's slice has ended
+MIN_KEPT = 0.3  # a carve that would leave less of the slice's mask than this is not a carve
+MAX_REMOVED = 0.7  # a "separate object" that is most of the slice's mask is the mask itself
+DISC_MM = 3.0
+
+
+def edit_with_click(state: np.ndarray, click_zrc: np.ndarray, include: bool, segmenter, view, window,
+                    pixel_mm: tuple[float, float], keep: list[np.ndarray] | None = None,
+                    avoid: list[np.ndarray] | None = None, raw_slice=None) -> bool:
+    """Apply one click to ``state`` (bool (z, row, col), changed in place). ``keep``: include clicks (an exclude
+    edit never takes them away); ``avoid``: exclude clicks, passed to the decoder on their slice.
+    -> whether the click changed anything."""
+    z = int(np.clip(round(float(click_zrc[0])), 0, state.shape[0] - 1))
+    rc = np.asarray(click_zrc[1:], dtype=float)
+    keep, avoid = list(keep or []), list(avoid or [])
+    if include:
+        on_slice = _on_slice(z, keep, avoid)
+        found = object_at_click(segmenter, view, window, z, rc, pixel_mm,
+                                negatives=on_slice[0][on_slice[1] == 0] if len(on_slice[0]) else None)
+        if found is None:
+            return False
+        _grow(state, z, found.mask, segmenter, view, window, raw_slice)
+        return True
+    protected = _protected(state.shape, keep)
+    carved = _carve(state, z, rc, segmenter, view, window, keep, avoid, protected)
+    if carved:
+        return True
+    wrong = wrong_part(state[z], rc, segmenter, view, window, z, pixel_mm, _on_slice(z, keep, avoid))
+    if wrong is None or not wrong.any():
+        return _remove_disc(state, z, rc, pixel_mm, protected)
+    _shrink(state, z, wrong, segmenter, view, window, raw_slice, protected)
+    return True
+
+
+def _grow(state, z, mask, segmenter, view, window, raw_slice) -> None:
+    """Add ``mask`` on slice z and the same object on the slices around, until it adds nothing new."""
+    def add(zz: int, m: np.ndarray) -> float:
+        change = m & ~state[zz]
+        state[zz] |= m
+        return float(change.sum()) / max(1, int(m.sum()))
+
+    add(z, mask)
+    for direction in (1, -1):
+        propagate(segmenter, view, window, z, mask, direction, (0, state.shape[0] - 1), StopRules.open(),
+                  keep_going=lambda zz, r: add(zz, r.mask) >= NOTHING_NEW, raw_slice=raw_slice)
+
+
+def _shrink(state, z, wrong, segmenter, view, window, raw_slice, protected) -> None:
+    """Take ``wrong`` (a neighbour the mask leaked into) away on slice z and follow it to the slices around."""
+    def remove(zz: int, m: np.ndarray) -> float:
+        change = m & state[zz] & ~protected[zz]
+        state[zz] &= ~change
+        return float(change.sum()) / max(1, int(m.sum()))
+
+    remove(z, wrong)
+    for direction in (1, -1):
+        propagate(segmenter, view, window, z, wrong, direction, (0, state.shape[0] - 1), StopRules.open(),
+                  keep_going=lambda zz, r: remove(zz, r.mask) >= NOTHING_NEW, raw_slice=raw_slice)
+
+
+def _carve(state, z, rc, segmenter, view, window, keep, avoid, protected) -> bool:
+    """An exclude click inside the object: re-decode the slice with the mask's box and the clicks as points and
+    keep only what both agree on; walk to the slices around while the click's spot is still inside the mask and
+    the decoder can carve it there too. False when the decoder keeps the click (the click names another object)."""
+    cell = tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(state.shape[1:]) - 1))
+    margin = 4.0 / max(view.scale_row, view.scale_col)
+    changed = False
+    for direction in (0, 1, -1):
+        zz = z + direction
+        while 0 <= zz < state.shape[0] and state[zz][cell]:
+            current = state[zz]
+            box = bounding_box(current) + np.asarray([-margin, -margin, margin, margin])
+            points, labels = _on_slice(zz, keep, avoid)
+            points = np.concatenate([points, np.asarray([rc])])
+            labels = np.concatenate([labels, [0]])
+            result = segmenter.segment(zz, view, window, [SlicePrompt(box=box, points=points, labels=labels)])[0][0]
+            carved = current & (result.mask | protected[zz])
+            if carved[cell] or carved.sum() < MIN_KEPT * current.sum():
+                break
+            state[zz] = carved
+            changed = True
+            if direction == 0:
+                break
+            zz += direction
+        if direction == 0 and not changed:
+            return False
+    return changed
+
+
+def _remove_disc(state, z, rc, pixel_mm, protected) -> bool:
+    """Last resort: a small disc under the click goes (the click is honoured, locally)."""
+    rows, cols = np.indices(state.shape[1:])
+    disc = np.hypot((rows - rc[0]) * pixel_mm[0], (cols - rc[1]) * pixel_mm[1]) <= DISC_MM
+    change = disc & state[z] & ~protected[z]
+    state[z] &= ~change
+    return bool(change.any())
+
+
+def wrong_part(current: np.ndarray, click_rc: np.ndarray, segmenter, view, window, z: int,
+               pixel_mm: tuple[float, float], on_slice: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """The part of the slice's mask an exclude click rejects when it is a separate object: the piece of the mask
+    under the click if the mask falls apart into pieces there, else the object under the click with the mask's
+    own core (its deepest pixel far from the click) and the include clicks marked as not wanted. None when the
+    decoder cannot tell the click's object from the mask's core."""
+    if not current.any():
+        return None
+    cell = tuple(int(v) for v in np.clip(np.round(click_rc), 0, np.asarray(current.shape) - 1))
+    pieces, count = ndimage.label(current)
+    if count > 1 and pieces[cell]:
+        return pieces == pieces[cell]
+    points, labels = on_slice
+    core = _core_away_from(current, cell)
+    if core is None:
+        return None
+    negatives = [p for p, lab in zip(points, labels) if lab == 1] + [core]
+    found = object_at_click(segmenter, view, window, z, click_rc, pixel_mm, np.asarray(negatives, float))
+    if found is None:
+        return None
+    wrong = found.mask & current
+    if wrong[tuple(int(v) for v in core)] or wrong.sum() > MAX_REMOVED * current.sum():
+        return None
+    return wrong
+
+
+def _core_away_from(mask: np.ndarray, cell: tuple[int, int]) -> np.ndarray | None:
+    """The mask's deepest pixel among those on the far side from ``cell`` (None: the mask is all near it)."""
+    depth = ndimage.distance_transform_edt(mask)
+    rows, cols = np.indices(mask.shape)
+    far = np.hypot(rows - cell[0], cols - cell[1]) > 2.0 * max(1.0, depth[cell])
+    score = np.where(far & mask, depth, 0)
+    if score.max() <= 0:
+        return None
+    return np.asarray(np.unravel_index(int(np.argmax(score)), mask.shape), dtype=float)
+
+
+def _on_slice(z: int, keep: list[np.ndarray], avoid: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    points = [(p[1:], 1) for p in keep if int(round(float(p[0]))) == z]
+    points += [(p[1:], 0) for p in avoid if int(round(float(p[0]))) == z]
+    if not points:
+        return np.zeros((0, 2)), np.zeros(0, dtype=int)
+    return np.asarray([p for p, _ in points], float), np.asarray([lab for _, lab in points])
+
+
+def _protected(shape: tuple[int, int, int], keep: list[np.ndarray], radius: int = 2) -> np.ndarray:
+    """Small discs around include clicks, on their slices."""
+    out = np.zeros(shape, dtype=bool)
+    for click in keep:
+        z, r, c = (int(np.clip(round(float(v)), 0, s - 1)) for v, s in zip(click, shape))
+        out[z, max(0, r - radius):r + radius + 1, max(0, c - radius):c + radius + 1] = True
+    return out

@@ -1,0 +1,190 @@
+"""The delineation stage of one session: a box, clicks or a located region -> a 3D mask, by the pretrained
+2D medical decoder on the axial slices the prompt visits.
+
+Why this stage exists: LiteMedSAM used as it is (native slices at 256 px, a box propagated slice by slice)
+draws organ and tumour shapes on new patients far better than any decoder fine-tuned here on two CPU cores.
+It owns the session's view of the volume as axial slices, the lazily filled embedding store and the choice
+of intensity window; ``box_delineation``, ``click_edits`` and ``propagation`` do the work.
+
+State between prompts is the previous mask (the Slicer loop feeds the last result back): clicks it already
+agrees with are left alone, every other click edits it locally. A box is the object's definition: when the
+previous mask does not belong to the box given now (the box was redrawn), the box is delineated afresh.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ...io.volume import Volume
+from ..errors import PromptError
+from ..progress import check_cancel
+from .axial_slices import AxialSlices
+from .box_delineation import Delineation, box_slices, delineate_box
+from .click_edits import edit_with_click
+from .consistency import keep_object
+from .slice_embeddings import SliceEmbeddings
+from .slice_intensity import IntensityWindow, ct_window, mr_window
+from .slice_segmenter import SliceSegmenter
+from .slice_view import View
+
+LUNG_AIR_HU = -400.0
+OUTSIDE_AIR_HU = -800.0  # an include click on air this thin, outside the body, is refused
+BODY_HU = -400.0
+LUNG_FRACTION = 0.5  # more of the prompt's surroundings than this below LUNG_AIR_HU: the lung window
+SURROUNDINGS_MM = 20.0
+CLICK_RADIUS = 1  # voxels: an include click is always inside the result, an exclude click always outside
+BOX_AGREEMENT = 0.7  # a previous mask spanning this much of the box on each axis (and inside it) came from it
+
+
+@dataclass
+class DelineationRequest:
+    """A prompt in (z, row, col) slice coordinates."""
+
+    box: tuple[np.ndarray, np.ndarray] | None = None  # continuous corners
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (N, 3)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # 1 include, 0 exclude
+    previous: np.ndarray | None = None  # bool (z, row, col)
+
+
+class DelineationStage:
+    def __init__(self, net, volume: Volume, modality: str, device: torch.device, amp: bool = False) -> None:
+        self.net = net
+        self.slices = AxialSlices(volume)
+        self.modality = modality
+        self.embeddings = SliceEmbeddings(net, self.slices, device, amp=amp)
+        self.segmenter = SliceSegmenter(net, self.embeddings)
+        self._mr_window: IntensityWindow | None = None
+
+    @property
+    def encoded_slices(self) -> int:
+        return self.embeddings.encoded
+
+    # ------------------------------------------------------------------ choices
+    def window_for(self, around: tuple[np.ndarray, np.ndarray]) -> IntensityWindow:
+        """MR: the volume's percentiles. CT: the lung window when the prompt sits in aerated lung."""
+        if self.modality != "CT":
+            if self._mr_window is None:
+                self._mr_window = mr_window(self.slices.volume.array)
+            return self._mr_window
+        lo, hi = np.floor(around[0]).astype(int), np.ceil(around[1]).astype(int) + 1
+        lo, hi = np.maximum(lo, 0), np.minimum(hi, self.slices.shape)
+        step = max(1, (hi[0] - lo[0]) // 8)
+        values = self.slices.block(lo[0], hi[0])[::step, lo[1]:hi[1], lo[2]:hi[2]]
+        air = float((values < LUNG_AIR_HU).mean()) if values.size else 0.0
+        return ct_window("lung" if air > LUNG_FRACTION else "soft")
+
+    def view(self) -> View:
+        return View.whole(self.slices.shape[1:], self.slices.pixel_mm)
+
+    def _surroundings(self, zrc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        half = np.asarray([SURROUNDINGS_MM / self.slices.slice_mm, SURROUNDINGS_MM / self.slices.pixel_mm[0],
+                           SURROUNDINGS_MM / self.slices.pixel_mm[1]])
+        return zrc - half, zrc + half
+
+    def check_include_clicks(self, points: np.ndarray, labels: np.ndarray) -> None:
+        """CT: an include click in the air outside the body names nothing -- say so instead of segmenting air."""
+        if self.modality != "CT":
+            return
+        for point, label in zip(points, labels):
+            if label != 1:
+                continue
+            z, r, c = _cell(point, self.slices.shape)
+            values = self.slices.slice(z)
+            if values[r, c] >= OUTSIDE_AIR_HU:
+                continue
+            body = ndimage.binary_fill_holes(values > BODY_HU)
+            if not body[r, c]:
+                raise PromptError("an include click is in the air outside the body; click inside the structure "
+                                  "you want")
+
+    # ------------------------------------------------------------------ the entry point
+    def run(self, request: DelineationRequest, cancel=None) -> Delineation:
+        shape = self.slices.shape
+        points, labels = np.asarray(request.points, float).reshape(-1, 3), np.asarray(request.labels, int)
+        includes = [p for p, lab in zip(points, labels) if lab == 1]
+        excludes = [p for p, lab in zip(points, labels) if lab == 0]
+        if request.box is not None:
+            lo, hi = np.minimum(*request.box), np.maximum(*request.box)
+            window = self.window_for((lo, hi))
+        elif includes:
+            window = self.window_for(self._surroundings(includes[0]))
+        elif request.previous is not None and request.previous.any():
+            nz = np.argwhere(request.previous)
+            window = self.window_for((nz.min(0), nz.max(0)))
+        else:
+            return Delineation(np.zeros(shape, bool), False, reason="an exclude click alone names no object")
+        view = self.view()
+        state, start_z = self._starting_state(request, view, window, includes, excludes)
+        if state is None:
+            return Delineation(np.zeros(shape, bool), False, reason="no object in the box")
+        raw = self.slices.slice if self.modality == "CT" else None
+        pending = [(p, True) for p in includes] + [(p, False) for p in excludes]
+        for point, include in pending:  # clicks the state already agrees with need nothing
+            check_cancel(cancel)
+            cell = _cell(point, shape)
+            if state[cell] == include:
+                continue
+            edit_with_click(state, point, include, self.segmenter, view, window, self.slices.pixel_mm,
+                            keep=includes, avoid=excludes, raw_slice=raw)
+        if request.box is not None:
+            z_range, box = box_slices(lo, hi, shape)
+            state &= _inside(shape, z_range, box)
+        seeds = [_cell(p, shape) for p in includes]
+        state = keep_object(state, seeds) if seeds or request.box is not None else state
+        _enforce_clicks(state, includes, excludes)
+        return Delineation(state, bool(state.any()), start_z,
+                           reason="" if state.any() else "the decoder found no object at the prompt")
+
+    def _starting_state(self, request, view, window, includes, excludes):
+        """The mask clicks edit: the previous result, or the box's delineation (None: nothing in the box)."""
+        shape = self.slices.shape
+        previous = request.previous
+        if request.box is None:
+            return (previous.copy() if previous is not None else np.zeros(shape, bool)), None
+        lo, hi = np.minimum(*request.box), np.maximum(*request.box)
+        if previous is not None and _belongs_to_box(previous, lo, hi):
+            return previous.copy(), None
+        inside = [p for p in includes if np.all(p >= lo - 0.5) and np.all(p <= hi + 0.5)]
+        start_z = _cell(inside[0], shape)[0] if inside else None
+
+        def points_at(z: int):
+            near = [(p, 1) for p in includes if _cell(p, shape)[0] == z]
+            near += [(p, 0) for p in excludes if _cell(p, shape)[0] == z]
+            if not near:
+                return None
+            return np.asarray([p[1:] for p, _ in near]), np.asarray([lab for _, lab in near])
+
+        result = delineate_box(self.segmenter, view, window, lo, hi, start_z=start_z, points_at=points_at)
+        return (result.mask if result.found else None), result.start_z
+
+
+def _cell(point: np.ndarray, shape) -> tuple[int, int, int]:
+    return tuple(int(np.clip(round(float(v)), 0, s - 1)) for v, s in zip(point, shape))  # type: ignore[return-value]
+
+
+def _inside(shape, z_range, box) -> np.ndarray:
+    keep = np.zeros(shape, dtype=bool)
+    keep[z_range[0]:z_range[1] + 1, max(0, int(np.floor(box[0]))):int(np.ceil(box[2])) + 1,
+         max(0, int(np.floor(box[1]))):int(np.ceil(box[3])) + 1] = True
+    return keep
+
+
+def _belongs_to_box(mask: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+    if not mask.any():
+        return False
+    nz = np.argwhere(mask)
+    mlo, mhi = nz.min(0), nz.max(0)
+    if np.any(mlo < np.floor(lo) - 1) or np.any(mhi > np.ceil(hi) + 1):
+        return False
+    return bool(np.all((mhi - mlo + 1) >= BOX_AGREEMENT * (hi - lo + 1)))
+
+
+def _enforce_clicks(state: np.ndarray, includes, excludes) -> None:
+    shape = state.shape
+    for points, value in ((includes, True), (excludes, False)):
+        for p in points:
+            z, r, c = _cell(p, shape)
+            state[z, max(0, r - CLICK_RADIUS):r + CLICK_RADIUS + 1, max(0, c - CLICK_RADIUS):c + CLICK_RADIUS + 1] = value

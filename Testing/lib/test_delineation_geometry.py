@@ -1,0 +1,94 @@
+"""Geometry of the delineation stage, to the voxel: every file orientation is shown to the decoder as DICOM shows
+an axial slice (anterior up, the patient's left on the right, seen from the feet); coordinates and masks go
+back to the user's grid exactly; a view maps slice pixels to the decoder's 256 px input and back, and the
+whole-slice view is LiteMedSAM's own preprocessing (longer side to 256, padded bottom/right)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from RefSAM3DLib.engine.delineate.axial_slices import AxialSlices
+from RefSAM3DLib.engine.delineate.slice_view import View
+from RefSAM3DLib.io.geometry import VolumeGeometry
+from RefSAM3DLib.io.volume import Volume
+
+ORIENTATIONS = {
+    "RAS": np.diag([1.0, 1.0, 1.0]),
+    "LPS": np.diag([-1.0, -1.0, 1.0]),
+    "permuted SLP": np.array([[0, -1.0, 0], [0, 0, -1.0], [1.0, 0, 0]]),  # i -> S, j -> L, k -> P
+}
+
+
+def _volume(direction: np.ndarray, shape=(20, 24, 16), spacing=(1.0, 2.0, 3.0)) -> Volume:
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.asarray(spacing)
+    affine[:3, 3] = (10.0, -20.0, 30.0)
+    rng = np.random.default_rng(0)
+    return Volume(rng.normal(size=shape).astype(np.float32), VolumeGeometry(affine, shape), modality="CT")
+
+
+@pytest.mark.parametrize("name", list(ORIENTATIONS))
+def test_slices_are_shown_anterior_up_and_patient_left_on_the_right(name):
+    volume = _volume(ORIENTATIONS[name])
+    slices = AxialSlices(volume)
+    centre = volume.geometry.ijk_to_ras(np.asarray(volume.geometry.shape, float)[None] / 2 - 0.5)[0]
+    moved = {"anterior": (0, 8, 0), "left": (-8, 0, 0), "superior": (0, 0, 8)}
+    zrc = {k: slices.from_ras((centre + np.asarray(v))[None])[0] for k, v in moved.items()}
+    base = slices.from_ras(centre[None])[0]
+    assert zrc["anterior"][1] < base[1]  # anterior = a smaller row (up)
+    assert zrc["left"][2] > base[2]  # patient left = a larger column (right of the image)
+    assert zrc["superior"][0] > base[0]  # superior = a higher slice
+
+
+@pytest.mark.parametrize("name", list(ORIENTATIONS))
+def test_coordinates_and_masks_go_back_exactly(name):
+    volume = _volume(ORIENTATIONS[name])
+    slices = AxialSlices(volume)
+    ijk = np.random.default_rng(1).uniform(0, np.asarray(volume.geometry.shape) - 1, size=(50, 3))
+    assert np.allclose(slices.to_ijk(slices.from_ijk(ijk)), ijk)
+    mask = np.random.default_rng(2).random(volume.geometry.shape) > 0.7
+    stack = slices.mask_from_volume(mask)
+    assert stack.shape == slices.shape
+    assert np.array_equal(slices.mask_to_volume(stack), mask)
+    voxel = (3, 5, 7)
+    z, r, c = np.round(slices.from_ijk(np.asarray([voxel], float))[0]).astype(int)
+    assert slices.slice(z)[r, c] == volume.array[voxel]  # a slice pixel is the voxel it claims to be
+    assert stack[z, r, c] == mask[voxel]
+
+
+def test_pixel_sizes_follow_the_slice_axes():
+    slices = AxialSlices(_volume(ORIENTATIONS["permuted SLP"], spacing=(1.0, 2.0, 3.0)))
+    assert slices.slice_mm == 1.0  # i is superior
+    assert slices.pixel_mm == (3.0, 2.0)  # rows run along k (posterior), columns along j (left)
+
+
+def test_the_whole_slice_view_is_litemedsams_preprocessing():
+    shape, pixel = (300, 400), (0.8, 0.8)
+    view = View.whole(shape, pixel)
+    assert view.resized == (192, 256) and (view.y0, view.x0) == (0, 0)
+    unit = np.random.default_rng(3).random(shape).astype(np.float32)
+    expected = F.interpolate(torch.from_numpy(unit)[None, None], size=(192, 256), mode="bilinear",
+                             align_corners=False, antialias=True)[0, 0]
+    rendered = view.render(unit)[0]
+    assert torch.allclose(rendered[:192], expected, atol=1e-6) and not rendered[192:].any()
+    box = view.box_to_input(np.asarray([30.0, 40.0, 150.0, 260.0]))  # (r0, c0, r1, c1) -> (x0, y0, x1, y1)
+    assert np.allclose(box, np.asarray([40.0, 30.0, 260.0, 150.0]) * 256 / 400, atol=0.5)  # LiteMedSAM: box * 256/W
+
+
+def test_slice_and_input_coordinates_invert_and_masks_return_to_their_pixels():
+    shape, pixel = (120, 90), (1.5, 1.5)
+    for view in (View.whole(shape, pixel), View.around(shape, pixel, (60.0, 40.0), 60.0),
+                 View.window_of(shape, pixel, (50.0, 50.0), 128)):
+        rc = np.random.default_rng(4).uniform(0, 80, size=(20, 2))
+        assert np.allclose(view.to_slice(view.to_input(rc)), rc)
+        square = np.zeros(shape, np.float32)
+        square[40:70, 30:60] = 1.0
+        logits = view.render(square)[0] * 20 - 10  # the rendered square as logits
+        region, back = view.logits_to_slice(logits, shape)
+        full = np.zeros(shape, bool)
+        full[region] = back > 0
+        inside = full[40:70, 30:60].mean()
+        outside = full.sum() - full[40:70, 30:60].sum()
+        assert inside > 0.95 and outside <= 0.05 * 900
