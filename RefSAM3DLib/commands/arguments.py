@@ -114,6 +114,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-anatomy-prior", dest="anatomy_prior", action="store_false",
                         help="answer text prompts with the network alone, without registering the bundled "
                              "reference CT onto the scan (see the model card)")
+    parser.add_argument("--no-delineation", dest="delineation", action="store_false",
+                        help="answer boxes and clicks with the network's own 3D decoder instead of the pretrained "
+                             "2D decoder slice by slice (for comparisons; see the model card)")
 
 
 def add_postprocessing_arguments(parser: argparse.ArgumentParser) -> None:

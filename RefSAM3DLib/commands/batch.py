@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
         if torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=device, anatomy_prior=args.anatomy_prior)
+    predictor = RefSAM3DPredictor.from_pretrained(args.model, device=device, anatomy_prior=args.anatomy_prior,
+                                                  delineation=args.delineation)
     post = PostProcessing(args.threshold, args.largest_component, args.fill_holes, args.min_size_ml)
     failed = []
     with ProgressBar(f"batch (rank {rank})", enabled=not args.quiet) as bar:

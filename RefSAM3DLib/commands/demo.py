@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     volume = read_volume(sample_ct_path(), modality="CT")
     predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device,
-                                                  anatomy_prior=args.anatomy_prior)
+                                                  anatomy_prior=args.anatomy_prior,
+                                                  delineation=args.delineation)
     prompts = [Prompt(text=t) for t in DEMO_TEXT_PROMPTS]
     prompts.append(Prompt(points=[DEMO_CLICK], point_labels=[True], name="clicked structure"))
     with ProgressBar("demo", enabled=not args.quiet) as bar:

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if not cases:
         raise UsageError(f"{args.datalist}: no cases in split {args.split!r}")
     predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device,
-                                                  anatomy_prior=args.anatomy_prior)
+                                                  anatomy_prior=args.anatomy_prior,
+                                                  delineation=args.delineation)
     with ProgressBar("evaluating", enabled=not args.quiet) as bar:
         options = EvaluationOptions(args.tolerance_mm, args.absent_prompts, clicks=tuple(args.clicks), box=args.box,
                                     structures=tuple(args.structures or ()))

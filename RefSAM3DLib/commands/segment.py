@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_possible(volume, fmt, args.out)
     check_clicks_inside(prompts, volume)
     predictor = RefSAM3DPredictor.from_pretrained(args.model, device=args.device,
-                                                  anatomy_prior=args.anatomy_prior)
+                                                  anatomy_prior=args.anatomy_prior,
+                                                  delineation=args.delineation)
     post = PostProcessing(threshold=args.threshold, largest_component=args.largest_component,
                           fill_holes=args.fill_holes, min_size_ml=args.min_size_ml)
     with ProgressBar("segmenting", enabled=not args.quiet) as bar:

@@ -43,7 +43,7 @@ class RefSAM3DPredictor:
     def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float | None = None,
                  batch_size: int | None = None, presence_threshold: float = 0.5, presence_gating: bool = True,
                  metadata: dict | None = None, anatomy_prior: bool = True, slice_stride: int | None = None,
-                 slice_sam=None, delineation: bool = True) -> None:
+                 slice_sam=None, delineation: bool = True, leave_out_references: tuple[str, ...] = ()) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
         # the delineation stage's network (pretrained LiteMedSAM; its TinyViT is the lite model's own): boxes and
@@ -54,8 +54,9 @@ class RefSAM3DPredictor:
         self.overlap = overlap if overlap is not None else (0.25 if model.config.is_lite else 0.5)
         self.presence_threshold = presence_threshold
         self.presence_gating = presence_gating
-        # text prompts for structures the shipped reference CT shows are guided by its registration (CT only)
+        # text prompts for structures the shipped reference CTs label are located by registering them (CT only)
         self.anatomy_prior = anatomy_prior
+        self.leave_out_references = tuple(leave_out_references)  # evaluation on a reference's own scan
         # lite: encode every other slice and give the slices between the mean of their neighbours' features; on the
         # held-out CT Dice moved by at most 0.01 (text, 1 click, box; 7 structures) for half the encoding time
         self.slice_stride = (2 if model.config.is_lite else 1) if slice_stride is None else int(slice_stride)
@@ -132,7 +133,9 @@ class RefSAM3DPredictor:
         self.fell_back_to_cpu = True
 
     # ------------------------------------------------------------------ sessions
-    def open(self, volume: Volume, modality: str | None = None) -> Session:
-        """A session on ``volume``; ``VolumeReadError`` first if its data cannot be segmented (NaN, bad spacing)."""
+    def open(self, volume: Volume, modality: str | None = None,
+             leave_out_references: tuple[str, ...] | None = None) -> Session:
+        """A session on ``volume``; ``VolumeReadError`` first if its data cannot be segmented (NaN, bad spacing).
+        ``leave_out_references``: reference CTs the locate stage must not use (evaluating on one of them)."""
         check_volume(volume)
-        return Session(self, volume, modality)
+        return Session(self, volume, modality, leave_out_references)

@@ -20,15 +20,14 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from ..anatomy import AnatomyPrior
 from ..io.segments import SegmentOutput
 from ..io.volume import Volume
-from .anatomy_guidance import fuse_with_prior, guide_prompts
 from .click_constraints import apply_click_constraints
 from .decode_passes import DecodePasses, presence_gate  # noqa: F401  (presence_gate: public re-export)
 from .delineate import DelineationRequest, DelineationStage
 from .errors import PromptError
 from .intensity import detect_modality
+from .locate import LocateStage
 from .model_image import outside_air, prepare_model_image
 from .model_space import ModelSpace
 from .postprocess import PostProcessing
@@ -38,13 +37,15 @@ from .prompt_geometry import PromptGeometry
 from .prompts import Prompt
 from .results import SegmentResult, build_mask_result, build_result
 from .sliding_window import Start, grid_windows
+from .stage_inputs import region_prompt
 from .window_cache import WindowCache
 
 REFINEMENT_MEMORY = 32  # model maps kept per session (a 150 x 128 x 128 map is 5 MB)
 
 
 class Session:
-    def __init__(self, predictor, volume: Volume, modality: str | None = None) -> None:
+    def __init__(self, predictor, volume: Volume, modality: str | None = None,
+                 leave_out_references: tuple[str, ...] | None = None) -> None:
         self.predictor = predictor
         self.volume = volume
         cfg = predictor.model.config
@@ -61,7 +62,8 @@ class Session:
         self._outside: np.ndarray | None = None
         self._refinement: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._handles = itertools.count(1)
-        self.anatomy = AnatomyPrior(volume, self.modality)  # fitted on the first text prompt that needs it
+        leave_out = predictor.leave_out_references if leave_out_references is None else leave_out_references
+        self.locate = LocateStage(volume, self.modality, leave_out=tuple(leave_out))
         self._delineation: DelineationStage | None = None
 
     # ------------------------------------------------------------------ the two image paths, built when needed
@@ -158,22 +160,88 @@ class Session:
                 presence_threshold: float | None = None) -> list[SegmentResult]:
         """Segment one or more prompts; prompts given together share encoder and decoder batches.
 
-        Boxes and clicks (with or without text) go to the delineation stage when the model has one; text alone
-        goes to the network (guided by the registered reference where it knows the structure)."""
+        Boxes and clicks (with or without text) go to the delineation stage when the model has one. Text alone
+        goes to the locate stage when the reference CTs know the structure: outside the scan -> "not found",
+        located -> the delineation stage draws it from the region; otherwise (a lesion, an MR, a structure no
+        reference labels) the network answers, with its presence verdict."""
         asked = [prompts] if isinstance(prompts, Prompt) else list(prompts)
         if not asked:
             raise PromptError("no prompts given")
         post = postprocessing or PostProcessing()
-        delineated = [i for i, p in enumerate(asked) if p.has_clicks and self.delineation is not None]
-        network = [i for i in range(len(asked)) if i not in delineated]
         results: dict[int, SegmentResult] = {}
+        network: list[int] = []
+        for i, prompt in enumerate(asked):
+            if prompt.has_clicks and self.delineation is not None:
+                results[i] = self._delineate(prompt, progress, cancel, post, return_probability)
+                continue
+            region = self._locate(prompt, progress, cancel) if not prompt.has_clicks else None
+            if region is None or region.state == "unknown":
+                network.append(i)
+            elif region.state == "outside":
+                results[i] = self._not_found(prompt, post, return_probability, region.reason)
+            elif self.delineation is not None:
+                results[i] = self._delineate_region(prompt, region, progress, cancel, post, return_probability)
+            else:
+                results[i] = self._network_in_region(prompt, region, progress, cancel, post, return_probability)
         if network:
             for i, r in zip(network, self._segment_network([asked[i] for i in network], progress, cancel, post,
                                                            return_probability, presence_threshold)):
                 results[i] = r
-        for i in delineated:
-            results[i] = self._delineate(asked[i], progress, cancel, post, return_probability)
         return [results[i] for i in range(len(asked))]
+
+    # ------------------------------------------------------------------ locate -> delineate
+    def _locate(self, prompt: Prompt, progress, cancel):
+        """Where a text prompt points, when the references can say (None: not a question for them)."""
+        if not (prompt.text and self.predictor.anatomy_prior and self.modality == "CT"):
+            return None
+        if not self.locate.knows(prompt.text):
+            return None
+        if not self.locate.fitted:
+            report(progress, 0, 1, "fitting the reference CTs")
+        with stage("locate"):
+            return self.locate.locate(prompt.text, progress, cancel)
+
+    def _not_found(self, prompt: Prompt, post: PostProcessing, return_probability: bool,
+                   reason: str) -> SegmentResult:
+        result = build_mask_result(prompt, np.zeros(self.volume.geometry.shape, bool), False, 0.0, post,
+                                   self.volume, return_probability, self.token)
+        result.note = reason
+        return result
+
+    def _delineate_region(self, prompt: Prompt, region, progress, cancel, post: PostProcessing,
+                          return_probability: bool) -> SegmentResult:
+        t0 = time.perf_counter()
+        stage_ = self.delineation
+        report(progress, 0, 1, "delineating")
+        with stage("delineate"):
+            encode_progress = _EncodeProgress(progress, cancel)
+            stage_.embeddings.on_encode = encode_progress
+            try:
+                outcome = stage_.run_region(region_prompt(region, stage_.slices), cancel)
+            finally:
+                stage_.embeddings.on_encode = None
+        check_cancel(cancel)
+        with stage("back to the volume grid"):
+            mask = stage_.slices.mask_to_volume(outcome.mask)
+        result = build_mask_result(prompt, mask, outcome.found, region.confidence if outcome.found else 0.0, post,
+                                   self.volume, return_probability, self.token)
+        if not result.found:
+            result.note = outcome.reason
+        t_end = time.perf_counter()
+        result.timings = {"encode_s": 0.0, "decode_s": t_end - t0, "output_s": 0.0, "total_s": t_end - t0,
+                          "slices_encoded": float(encode_progress.count)}
+        report(progress, 1, 1, "done")
+        return result
+
+    def _network_in_region(self, prompt: Prompt, region, progress, cancel, post: PostProcessing,
+                           return_probability: bool) -> SegmentResult:
+        """Without a delineation stage: the network decodes the located region's box (no text: its text path does
+        not generalise), and the result keeps the user's prompt for its name and codes."""
+        corners = self.volume.geometry.ijk_to_ras(np.stack([region.lo_ijk, region.hi_ijk]))
+        guided = Prompt(box=(tuple(corners[0]), tuple(corners[1])), name=prompt.name)
+        decoded, = self._segment_network([guided], progress, cancel, post, False, None)
+        return build_mask_result(prompt, decoded.mask, decoded.found, region.confidence, post, self.volume,
+                                 return_probability, self.token)
 
     def _delineate(self, prompt: Prompt, progress, cancel, post: PostProcessing,
                    return_probability: bool) -> SegmentResult:
@@ -192,11 +260,9 @@ class Session:
             box = tuple(stage_.slices.from_ras(corners))
         previous = self._previous_mask(prompt.previous)
         presence, reason = 1.0, ""
-        if prompt.text and self.predictor.anatomy_prior:
-            with stage("anatomy prior"):
-                hint = self.anatomy.hint(prompt.text)
-            if hint.state == "outside":
-                presence, reason = 0.0, hint.reason
+        region = self._locate(prompt, progress, cancel) if prompt.text else None
+        if region is not None and region.state == "outside":  # the text's verdict; the clicks draw the shape
+            presence, reason = 0.0, region.reason
         report(progress, 0, 1, "delineating")
         with stage("delineate"):
             encode_progress = _EncodeProgress(progress, cancel)
@@ -235,9 +301,7 @@ class Session:
         """Text prompts (and, without a delineation stage, boxes and clicks) through the RefSAM3D network."""
         t0 = time.perf_counter()
         self.cache  # noqa: B018  (builds the model-space image on first use)
-        prompts, hints = (guide_prompts(asked, self.anatomy, progress, cancel) if self.predictor.anatomy_prior
-                          else (asked, [None] * len(asked)))
-        not_in_scan = {i for i, h in enumerate(hints) if h is not None and h.state == "outside"}
+        prompts = asked
         threshold = self.predictor.presence_threshold if presence_threshold is None else presence_threshold
         clicks = [self.geometry.points(p) for p in prompts]
         boxes = [self.geometry.box(p) for p in prompts]
@@ -246,7 +310,7 @@ class Session:
 
         # whole-volume pass for text prompts that do not refine an earlier result by clicks
         global_ids = [i for i, p in enumerate(prompts)
-                      if p.text and i not in not_in_scan and not (previous[i] is not None and p.has_clicks)]
+                      if p.text and not (previous[i] is not None and p.has_clicks)]
         windows = self.volume_windows() if global_ids else []
         focus = {i: self.geometry.focus_windows(clicks[i][0], boxes[i]) for i, p in enumerate(prompts)
                  if p.has_clicks}
@@ -259,9 +323,6 @@ class Session:
 
         probability: dict[int, torch.Tensor] = {}
         presence = {i: 1.0 for i in range(len(prompts))}
-        for i in not_in_scan:  # the fitted reference puts the structure outside this scan
-            probability[i] = torch.zeros(self.grid_shape, device=self.predictor.device)
-            presence[i] = 0.0
         if global_ids:
             self.passes.text_pass(global_ids, windows, prompts, clicks, boxes, threshold,
                                   self.predictor.presence_gating, probability, presence, progress, cancel, done, total)
@@ -281,10 +342,6 @@ class Session:
                     hi = np.ceil(box[1] + 2).astype(int)
                     keep[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
                     probability[i] = probability[i] * keep
-        with stage("anatomy fusion"):
-            for i, hint in enumerate(hints):
-                if hint is not None and hint.state == "located":
-                    probability[i] = fuse_with_prior(probability[i], previous[i], self.space.spacing_mm)
         check_cancel(cancel)
         t_decode = time.perf_counter()
         results = []

@@ -32,6 +32,13 @@ class EvaluationOptions:
     structures: tuple[str, ...] = ()  # only these label names (empty: every structure present)
 
 
+def references_of_case(case_id: str) -> tuple[str, ...]:
+    """The shipped reference CTs made from this very case: left out when evaluating on it (leave-one-out)."""
+    from ..engine.locate.references import manifest
+
+    return tuple(e["id"] for e in manifest() if case_id in e.get("evaluation_cases", ()))
+
+
 def prompt_text(raw_name: str) -> str:
     concept = concept_of(raw_name)
     return concept.name if concept is not None else raw_name.replace("_", " ")
@@ -54,7 +61,7 @@ def evaluate_cases(predictor: RefSAM3DPredictor, cases: list[Case], options: Eva
                 if name not in every_present]
         absent = list(rng.permutation(pool)[: options.absent_prompts]) if pool and options.absent_prompts else []
         prompts = [Prompt(text=prompt_text(name)) for name in present + absent]
-        session = predictor.open(image)
+        session = predictor.open(image, leave_out_references=references_of_case(case.id))
         results = session.segment(prompts, progress=None)
         spacing = image.geometry.spacing
         empty = np.zeros(image.geometry.shape, bool)

@@ -293,6 +293,9 @@ class RefSAM3DLogic:
 
 def _not_found_message(result, presence_threshold: float) -> str:
     what = f"'{result.prompt}'" if result.prompt else "the clicked structure"
+    note = getattr(result, "note", "")  # the engine's reason, or what prompt would help
+    if note:
+        return f"Not found: {what}: {note}; nothing was added."
     if result.prompt and result.presence is not None and result.presence < presence_threshold:
         return (f"Not found: {what} does not appear in this volume (presence {result.presence:.2f} < "
                 f"{presence_threshold:.2f}); nothing was added.")

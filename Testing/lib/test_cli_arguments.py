@@ -38,7 +38,7 @@ def test_a_click_with_negative_coordinates_segments(tmp_path, capsys):
     nib.save(nib.Nifti1Image(volume.array, volume.geometry.affine), image)
     model = tmp_path / "tiny.pt"
     save_checkpoint(tiny_model(), model)
-    point = volume.geometry.ijk_to_ras(np.asarray([[4.0, 5.0, 6.0]]))[0]
+    point = volume.geometry.ijk_to_ras(np.asarray([[12.0, 10.0, 6.0]]))[0]  # inside the body
     assert (point < 0).all()
     text = ",".join(f"{v:.1f}" for v in point) + ",+"
     out = tmp_path / "seg.nii.gz"

@@ -7,6 +7,6 @@ propagation (``propagation``), a box's delineation (``box_delineation``), clicks
 ``click_edits``) and 3D clean-up (``consistency``).
 """
 from .box_delineation import Delineation
-from .stage import DelineationRequest, DelineationStage
+from .stage import DelineationRequest, DelineationStage, RegionPrompt
 
-__all__ = ["Delineation", "DelineationRequest", "DelineationStage"]
+__all__ = ["Delineation", "DelineationRequest", "DelineationStage", "RegionPrompt"]

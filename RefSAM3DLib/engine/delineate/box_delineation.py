@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .consistency import fill_skipped_slices, keep_object
-from .propagation import StopRules, inside_box, propagate
+from .propagation import StopRules, clip_box, inside_box, propagate
 from .slice_segmenter import SlicePrompt, SliceSegmenter
 
 START_CANDIDATES = 5  # slices tried as the start, spread over the box's depth
@@ -56,7 +56,8 @@ def start_score(result, box: np.ndarray) -> float:
 
 
 def delineate_box(segmenter: SliceSegmenter, view, window, lo: np.ndarray, hi: np.ndarray,
-                  start_z: int | None = None, points_at=None, rules: StopRules | None = None) -> Delineation:
+                  start_z: int | None = None, points_at=None, rules: StopRules | None = None,
+                  step: int = 1, start_box: np.ndarray | None = None) -> Delineation:
     """``lo``/``hi``: continuous (z, row, col) box corners; ``start_z``: the slice of an include click inside the
     box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add on slice z."""
     shape = segmenter.embeddings.slices.shape
@@ -66,7 +67,7 @@ def delineate_box(segmenter: SliceSegmenter, view, window, lo: np.ndarray, hi: n
         return Delineation(empty, False, reason="the box lies outside the image")
     best = None
     for z in ([start_z] if start_z is not None else start_candidates(z_range)):
-        prompt = SlicePrompt(box=box)
+        prompt = SlicePrompt(box=box if start_box is None else clip_box(np.asarray(start_box, float), box))
         extra = points_at(z) if points_at is not None else None
         if extra is not None and len(extra[0]):
             prompt.points, prompt.labels = extra
@@ -79,16 +80,23 @@ def delineate_box(segmenter: SliceSegmenter, view, window, lo: np.ndarray, hi: n
     if best is None or (start_z is None and best[1].iou < NOT_FOUND_IOU):
         return Delineation(empty, False, reason="no object in the box")
     z_start, first, _ = best
-    rules = rules or StopRules.boxed()
-    out = empty.copy()
-    out[z_start] = first.mask
-    iou = {z_start: first.iou}
+    return walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box,
+                     rules or StopRules.boxed(), points_at, step)
+
+
+def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,
+              z_range: tuple[int, int], limit: np.ndarray | None, rules: StopRules, points_at=None,
+              step: int = 1) -> Delineation:
+    """From a delineated start slice both ways within ``z_range`` and the in-plane ``limit``, then one object."""
+    out = np.zeros(segmenter.embeddings.slices.shape, dtype=bool)
+    out[z_start] = start_mask
+    iou = {z_start: start_iou}
     for direction in (1, -1):
-        for z, result in propagate(segmenter, view, window, z_start, first.mask, direction, z_range, rules,
-                                   limit=box, points_at=points_at).items():
+        for z, result in propagate(segmenter, view, window, z_start, start_mask, direction, z_range, rules,
+                                   limit=limit, points_at=points_at, step=step).items():
             out[z] = result.mask
             iou[z] = result.iou
-    seed = np.argwhere(first.mask)
+    seed = np.argwhere(start_mask)
     centre = tuple(int(v) for v in seed[len(seed) // 2])
     out = keep_object(fill_skipped_slices(out), [(z_start,) + centre])
     return Delineation(out, bool(out.any()), z_start, iou=iou)

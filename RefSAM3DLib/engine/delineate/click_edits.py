@@ -3,10 +3,11 @@
 Every click -- the first one, an include click outside the mask, an exclude click inside it -- is handled the
 same way, and acts at once and locally:
 
-1. on the click's slice, the object under the click is found (``click_object``; exclude clicks already made on
-   that slice are passed along, so the decoder steers away from them). For an exclude click it is the object
-   under the click that is NOT the rest of the mask: the mask's core is passed as an exclude point, so a leak
-   into a neighbour is told apart from the organ it leaked from;
+1. on the click's slice, the object the click is about is found: for an include click next to the mask, the
+   mask's box stretched to take in the click and decoded again; for one away from it, the object under the
+   click (``click_object``; exclude clicks on that slice are passed along). For an exclude click, the slice is
+   decoded again with the mask's box and the click as an exclude point ("carving"); where the decoder cannot
+   do that, a separate piece of the mask under the click goes, else a small disc;
 2. include: it is added to the mask; exclude: it is taken out of the mask (an include click of the user's
    stays in: that part was asked for);
 3. the object is followed to the neighbouring slices (``propagation`` without a box, so the object must
@@ -27,56 +28,90 @@ from .propagation import StopRules, bounding_box, propagate
 from .slice_segmenter import SlicePrompt
 
 NOTHING_NEW = 0.1  # an edit that changes less than this fraction of the propagated object's slice has ended
-MIN_KEPT = 0.3  # a carve that would leave less of the slice's mask than this is not a carve
-MAX_REMOVED = 0.7  # a "separate object" that is most of the slice's mask is the mask itself
+MIN_KEPT = 0.5  # a carve that would leave less of the slice's mask than this is not a carve
+MAX_REMOVED = 0.5  # taking away more than this of a slice's mask is taking the object itself, not a leak
+MAX_GROWTH = 1.0  # adding more than this times a slice's mask is adding a neighbour, not a missed part
 DISC_MM = 3.0
 
 
 def edit_with_click(state: np.ndarray, click_zrc: np.ndarray, include: bool, segmenter, view, window,
                     pixel_mm: tuple[float, float], keep: list[np.ndarray] | None = None,
-                    avoid: list[np.ndarray] | None = None, raw_slice=None) -> bool:
+                    avoid: list[np.ndarray] | None = None, raw_slice=None, step: int = 1) -> bool:
     """Apply one click to ``state`` (bool (z, row, col), changed in place). ``keep``: include clicks (an exclude
     edit never takes them away); ``avoid``: exclude clicks, passed to the decoder on their slice.
+    ``step``: decode every step-th slice when a first click grows an object from nothing (thin slices).
     -> whether the click changed anything."""
     z = int(np.clip(round(float(click_zrc[0])), 0, state.shape[0] - 1))
     rc = np.asarray(click_zrc[1:], dtype=float)
     keep, avoid = list(keep or []), list(avoid or [])
     if include:
         on_slice = _on_slice(z, keep, avoid)
-        found = object_at_click(segmenter, view, window, z, rc, pixel_mm,
-                                negatives=on_slice[0][on_slice[1] == 0] if len(on_slice[0]) else None)
-        if found is None:
-            return False
-        _grow(state, z, found.mask, segmenter, view, window, raw_slice)
+        negatives = on_slice[0][on_slice[1] == 0] if len(on_slice[0]) else None
+        edit = _widened(state[z], rc, segmenter, view, window, z, negatives)
+        if edit is None:
+            found = object_at_click(segmenter, view, window, z, rc, pixel_mm, negatives=negatives)
+            if found is None:
+                return False
+            edit = found.mask
+        _grow(state, z, edit, segmenter, view, window, raw_slice, step if not state.any() else 1)
         return True
     protected = _protected(state.shape, keep)
-    carved = _carve(state, z, rc, segmenter, view, window, keep, avoid, protected)
-    if carved:
+    if _carve(state, z, rc, segmenter, view, window, keep, avoid, protected):
         return True
-    wrong = wrong_part(state[z], rc, segmenter, view, window, z, pixel_mm, _on_slice(z, keep, avoid))
-    if wrong is None or not wrong.any():
+    wrong = wrong_part(state[z], rc)
+    if wrong is None:
         return _remove_disc(state, z, rc, pixel_mm, protected)
     _shrink(state, z, wrong, segmenter, view, window, raw_slice, protected)
     return True
 
 
-def _grow(state, z, mask, segmenter, view, window, raw_slice) -> None:
-    """Add ``mask`` on slice z and the same object on the slices around, until it adds nothing new."""
+def _widened(current: np.ndarray, rc: np.ndarray, segmenter, view, window, z: int,
+             negatives: np.ndarray | None) -> np.ndarray | None:
+    """An include click just outside the slice's mask: the mask's box stretched to take in the click, decoded
+    again -- the decoder redraws the same object, now reaching the click. None when the slice holds no mask or
+    the redrawn mask still misses the click (the click then names an object of its own)."""
+    box = bounding_box(current)
+    if box is None:
+        return None
+    margin = 4.0 / max(view.scale_row, view.scale_col)
+    box = np.asarray([min(box[0], rc[0] - 2), min(box[1], rc[1] - 2), max(box[2], rc[0] + 2),
+                      max(box[3], rc[1] + 2)]) + np.asarray([-margin, -margin, margin, margin])
+    labels = None if negatives is None else np.zeros(len(negatives), dtype=int)
+    result = segmenter.segment(z, view, window, [SlicePrompt(box=box, points=negatives, labels=labels)])[0][0]
+    cell = tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(current.shape) - 1))
+    return result.mask if result.mask[cell] else None
+
+
+def _grow(state, z, mask, segmenter, view, window, raw_slice, step: int = 1) -> None:
+    """Add ``mask`` on slice z and the same object on the slices around, until it adds nothing new. Away from
+    the click's slice, a slice that would more than double what the mask already holds there is left alone and
+    ends the walk: the object has run into a neighbour."""
     def add(zz: int, m: np.ndarray) -> float:
         change = m & ~state[zz]
+        held = int(state[zz].sum())
+        if zz != z and held and change.sum() > MAX_GROWTH * held:
+            return 0.0
         state[zz] |= m
         return float(change.sum()) / max(1, int(m.sum()))
 
+    held = np.flatnonzero(state.any(axis=(1, 2)))
     add(z, mask)
     for direction in (1, -1):
-        propagate(segmenter, view, window, z, mask, direction, (0, state.shape[0] - 1), StopRules.open(),
-                  keep_going=lambda zz, r: add(zz, r.mask) >= NOTHING_NEW, raw_slice=raw_slice)
+        beyond = len(held) and ((direction > 0 and z >= held[-1]) or (direction < 0 and z <= held[0]))
+        rules = StopRules.extending() if beyond else StopRules.open()
+        found = propagate(segmenter, view, window, z, mask, direction, (0, state.shape[0] - 1), rules,
+                          keep_going=lambda zz, r: add(zz, r.mask) >= NOTHING_NEW, raw_slice=raw_slice, step=step)
+        for zz, result in found.items():  # slices interpolated between decoded ones
+            if np.isnan(result.iou):
+                state[zz] |= result.mask
 
 
 def _shrink(state, z, wrong, segmenter, view, window, raw_slice, protected) -> None:
     """Take ``wrong`` (a neighbour the mask leaked into) away on slice z and follow it to the slices around."""
     def remove(zz: int, m: np.ndarray) -> float:
         change = m & state[zz] & ~protected[zz]
+        if zz != z and change.sum() > MAX_REMOVED * state[zz].sum():
+            return 0.0  # most of the mask on a slice the click did not touch: the walk has reached the object
         state[zz] &= ~change
         return float(change.sum()) / max(1, int(m.sum()))
 
@@ -124,41 +159,17 @@ def _remove_disc(state, z, rc, pixel_mm, protected) -> bool:
     return bool(change.any())
 
 
-def wrong_part(current: np.ndarray, click_rc: np.ndarray, segmenter, view, window, z: int,
-               pixel_mm: tuple[float, float], on_slice: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
-    """The part of the slice's mask an exclude click rejects when it is a separate object: the piece of the mask
-    under the click if the mask falls apart into pieces there, else the object under the click with the mask's
-    own core (its deepest pixel far from the click) and the include clicks marked as not wanted. None when the
-    decoder cannot tell the click's object from the mask's core."""
+def wrong_part(current: np.ndarray, click_rc: np.ndarray) -> np.ndarray | None:
+    """The piece of the slice's mask under an exclude click when the mask falls apart into pieces there (a
+    neighbour the walk picked up) and the piece is not most of it; None otherwise."""
     if not current.any():
         return None
     cell = tuple(int(v) for v in np.clip(np.round(click_rc), 0, np.asarray(current.shape) - 1))
     pieces, count = ndimage.label(current)
-    if count > 1 and pieces[cell]:
-        return pieces == pieces[cell]
-    points, labels = on_slice
-    core = _core_away_from(current, cell)
-    if core is None:
+    if count < 2 or not pieces[cell]:
         return None
-    negatives = [p for p, lab in zip(points, labels) if lab == 1] + [core]
-    found = object_at_click(segmenter, view, window, z, click_rc, pixel_mm, np.asarray(negatives, float))
-    if found is None:
-        return None
-    wrong = found.mask & current
-    if wrong[tuple(int(v) for v in core)] or wrong.sum() > MAX_REMOVED * current.sum():
-        return None
-    return wrong
-
-
-def _core_away_from(mask: np.ndarray, cell: tuple[int, int]) -> np.ndarray | None:
-    """The mask's deepest pixel among those on the far side from ``cell`` (None: the mask is all near it)."""
-    depth = ndimage.distance_transform_edt(mask)
-    rows, cols = np.indices(mask.shape)
-    far = np.hypot(rows - cell[0], cols - cell[1]) > 2.0 * max(1.0, depth[cell])
-    score = np.where(far & mask, depth, 0)
-    if score.max() <= 0:
-        return None
-    return np.asarray(np.unravel_index(int(np.argmax(score)), mask.shape), dtype=float)
+    piece = pieces == pieces[cell]
+    return piece if piece.sum() <= MAX_REMOVED * current.sum() else None
 
 
 def _on_slice(z: int, keep: list[np.ndarray], avoid: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,11 +1,19 @@
 """One include click, no box -> the object under it on the click's slice.
 
-LiteMedSAM was trained on boxes only, so a bare point is a weak prompt for it. A click does say where the
-object is, just not how big: so square boxes of growing size are centred on it (a sqrt(2) ladder from 8 to
-140 mm half-width, all decoded as one batch) and the object is the first mask that holds the click and lies
-wholly inside its box -- a mask that runs into its box's border is cut by the box, and the object is larger
-(nnInteractive's AutoZoom reasoning, on a 2D ladder). A mask that a larger box reproduces is preferred (the
-box is then not shaping it), and when every mask is cut the decoder's IoU estimate decides.
+LiteMedSAM was trained on boxes only, so a bare point is a weak prompt for it: a click says where the object
+is, not how big. So square boxes of growing size are centred on the click (a sqrt(2) ladder from 8 to 128 mm
+half-width, decoded as one batch) and each gives a candidate: the piece of its mask that holds the click.
+Which candidate is the object was chosen by measurement (117 clicks on 50 structures of 5 CTs and an MR,
+three clicks per structure, each candidate scored against the labels of its slice):
+
+* the decoder's IoU estimate alone picks too-large boxes (mean slice Dice 0.64) -- it was trained only on
+  boxes 0-5 px off a real object, so a box far from any object is outside what it knows;
+* "the smallest mask not cut by its box" (nnInteractive's AutoZoom reasoning) picks blobs: in uniform tissue
+  the decoder draws a round blob inside any box;
+* a real object has an edge: the mean image gradient along the candidate's outline times its IoU estimate
+  picks better (0.68), and re-prompting the best three with their own tight box -- where the IoU head is
+  calibrated -- and scoring IoU x tight IoU x agreement x edge picks best (0.70; the best candidate of all
+  would give 0.80). Points added to the boxes made every rule worse (LiteMedSAM never saw points).
 """
 from __future__ import annotations
 
@@ -14,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .propagation import bounding_box
 from .slice_segmenter import SlicePrompt, SliceSegmenter
 
 HALF_WIDTHS_MM = (8.0, 11.0, 16.0, 22.0, 32.0, 45.0, 64.0, 90.0, 128.0)
-STABLE_IOU = 0.8  # a larger box giving a mask this similar: the box no longer shapes it
+RESCORED = 3  # candidates re-prompted with their own tight box
 BORDER_PX = 1.0  # a mask pixel this close to its box's edge touches it
 
 
@@ -53,38 +62,46 @@ def component_at(mask: np.ndarray, rc: tuple[int, int]) -> np.ndarray:
 
 
 def object_at_click(segmenter: SliceSegmenter, view, window, z: int, click_rc: np.ndarray,
-                    pixel_mm: tuple[float, float], negatives: np.ndarray | None = None) -> ClickObject | None:
+                    pixel_mm: tuple[float, float], negatives: np.ndarray | None = None,
+                    half_widths_mm: tuple[float, ...] = HALF_WIDTHS_MM) -> ClickObject | None:
     """The object under an include click on slice ``z``; ``negatives`` (N, 2) exclude clicks on that slice."""
     shape = segmenter.shape
     cell = tuple(int(v) for v in np.clip(np.round(click_rc), 0, np.asarray(shape) - 1))
-    boxes = [square_box(np.asarray(click_rc, float), h, pixel_mm, shape) for h in HALF_WIDTHS_MM]
-    points = np.asarray([click_rc], dtype=float)
-    labels = np.asarray([1])
+    points = labels = None
     if negatives is not None and len(negatives):
-        points = np.concatenate([points, np.asarray(negatives, float).reshape(-1, 2)])
-        labels = np.concatenate([labels, np.zeros(len(points) - 1, dtype=int)])
-    prompts = [SlicePrompt(box=b, points=points, labels=labels) for b in boxes]
+        points = np.asarray(negatives, float).reshape(-1, 2)
+        labels = np.zeros(len(points), dtype=int)
+    boxes = [square_box(np.asarray(click_rc, float), h, pixel_mm, shape) for h in half_widths_mm]
+    results = segmenter.segment(z, view, window, [SlicePrompt(box=b, points=points, labels=labels) for b in boxes])
+    gradient = ndimage.gaussian_gradient_magnitude(window.apply(segmenter.embeddings.slices.slice(z)), 1.0)
     candidates = []
-    for box, result in zip(boxes, segmenter.segment(z, view, window, prompts)):
+    for box, result in zip(boxes, results):
         mask = component_at(result[0].mask, cell)
-        candidates.append(ClickObject(mask, result[0].iou, box) if mask.any() else None)
-    return choose(candidates, shape)
+        if mask.any():
+            candidates.append((result[0].iou * edge_strength(mask, gradient), ClickObject(mask, result[0].iou, box)))
+    if not candidates:
+        return None
+    candidates.sort(key=lambda item: item[0], reverse=True)
+    margin = 4.0 / max(view.scale_row, view.scale_col)
+    best = None
+    for score, candidate in candidates[:RESCORED]:
+        tight = bounding_box(candidate.mask) + np.asarray([-margin, -margin, margin, margin])
+        again = segmenter.segment(z, view, window, [SlicePrompt(box=tight, points=points, labels=labels)])[0][0]
+        mask = component_at(again.mask, cell)
+        if not mask.any():
+            continue
+        final = score * again.iou * overlap_dice(mask, candidate.mask)
+        if best is None or final > best[0]:
+            best = (final, ClickObject(mask, again.iou, tight))
+    return best[1] if best is not None else candidates[0][1]
 
 
-def choose(candidates: list[ClickObject | None], shape: tuple[int, int]) -> ClickObject | None:
-    """Smallest enclosed mask that the next larger box reproduces; else the smallest enclosed one; else the
-    most confident."""
-    enclosed = [i for i, c in enumerate(candidates) if c is not None and not touches_border(c.mask, c.box, shape)]
-    for i in enclosed:
-        nxt = candidates[i + 1] if i + 1 < len(candidates) else None
-        if nxt is not None and overlap(candidates[i].mask, nxt.mask) >= STABLE_IOU:
-            return candidates[i]
-    if enclosed:
-        return candidates[enclosed[0]]
-    valid = [c for c in candidates if c is not None]
-    return max(valid, key=lambda c: c.iou) if valid else None
+def edge_strength(mask: np.ndarray, gradient: np.ndarray) -> float:
+    """Mean image gradient on the mask's outline: high where the mask follows a real boundary."""
+    outline = mask & ~ndimage.binary_erosion(mask)
+    return float(gradient[outline].mean()) if outline.any() else 0.0
 
 
-def overlap(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 0.0
+def overlap_dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return float(2.0 * (a & b).sum() / total) if total else 0.0

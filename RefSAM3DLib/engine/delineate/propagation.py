@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .consistency import shape_between
 from .slice_segmenter import SliceMask, SlicePrompt, SliceSegmenter
 
 Box = np.ndarray  # (r0, c0, r1, c1) inclusive slice pixels
+TAPER_GROWTH = 1.15
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class StopRules:
     min_overlap: float | None = None  # less of the new mask than this on the previous mask: jumped elsewhere
     max_hu_shift: float | None = None  # mean value this far from the start slice's: another tissue
     min_pixels: int = 3  # a mask of fewer slice pixels is treated as empty
+    tapering: bool = False  # past the known object's end: its cross-section may only shrink (x 1.15 at most)
 
     @classmethod
     def boxed(cls) -> "StopRules":
@@ -41,6 +44,12 @@ class StopRules:
     def open(cls) -> "StopRules":
         """No box (a click, a correction): the object must announce its own end."""
         return cls(min_iou=0.55, max_growth=1.6, min_overlap=0.5, max_hu_shift=60.0)
+
+    @classmethod
+    def extending(cls) -> "StopRules":
+        """Past the end of an object already delineated (a click beyond it): organs taper towards their ends,
+        so a cross-section that grows again belongs to a neighbour."""
+        return cls(min_iou=0.55, max_growth=1.6, min_overlap=0.5, max_hu_shift=60.0, tapering=True)
 
 
 def bounding_box(mask: np.ndarray) -> Box | None:
@@ -65,50 +74,72 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
               z_limits: tuple[int, int], rules: StopRules, limit: Box | None = None,
               points_at: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,
               keep_going: Callable[[int, SliceMask], bool] | None = None,
-              raw_slice: Callable[[int], np.ndarray] | None = None) -> dict[int, SliceMask]:
+              raw_slice: Callable[[int], np.ndarray] | None = None, step: int = 1) -> dict[int, SliceMask]:
     """Walk from ``start_z`` (exclusive) in ``direction`` within ``z_limits`` (inclusive) -> masks per slice.
 
     ``points_at(z)`` gives (points (N, 2), labels) to add on slice z; ``keep_going(z, result)`` may end the walk
     after slice z is stored (corrections stop where they meet the earlier result); ``raw_slice(z)`` gives the
-    slice's values for the intensity rule."""
+    slice's values for the intensity rule. ``step`` > 1 (thin slices) decodes every step-th slice and gives
+    the slices between the shape halfway between their neighbours (their IoU is NaN); where the object ends,
+    the walk goes back to single slices to find its last one."""
     out: dict[int, SliceMask] = {}
-    previous = start_mask
+    previous, z_previous = start_mask, start_z
     margin = rules.margin_px / max(view.scale_row, view.scale_col)
     reference = (mean_value(raw_slice(start_z), start_mask)
                  if rules.max_hu_shift is not None and raw_slice is not None else None)
-    z = start_z + direction
-    while z_limits[0] <= z <= z_limits[1]:
-        box = bounding_box(previous)
-        if box is None:
+    stride = max(1, int(step))
+    while True:
+        z = int(np.clip(z_previous + direction * stride, z_limits[0], z_limits[1]))
+        if (z - z_previous) * direction <= 0:
             break
-        box = clip_box(box + np.asarray([-margin, -margin, margin, margin]), limit)
-        if box[2] < box[0] or box[3] < box[1]:
+        result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, raw_slice,
+                             reference)
+        if result is None:
+            if stride > 1:
+                stride = 1
+                continue
             break
-        prompt = SlicePrompt(box=box)
-        extra = points_at(z) if points_at is not None else None
-        if extra is not None and len(extra[0]):
-            prompt.points, prompt.labels = extra
-        result = segmenter.segment(z, view, window, [prompt])[0][0]
-        mask = result.mask
-        if limit is not None:
-            mask = mask & inside_box(limit, mask.shape)
-        area, before = int(mask.sum()), int(previous.sum())
-        if area < rules.min_pixels:
+        gap = abs(z - z_previous)
+        for i in range(1, gap):
+            out[z_previous + direction * i] = SliceMask(shape_between(previous, result.mask, i / gap), float("nan"))
+        out[z] = result
+        if keep_going is not None and not keep_going(z, result):
             break
-        if rules.min_iou is not None and result.iou < rules.min_iou:
-            break
-        if rules.max_growth is not None and area > rules.max_growth * before + 20:
-            break
-        if rules.min_overlap is not None and (mask & previous).sum() < rules.min_overlap * area:
-            break
-        if reference is not None and abs(mean_value(raw_slice(z), mask) - reference) > rules.max_hu_shift:
-            break
-        out[z] = SliceMask(mask, result.iou)
-        if keep_going is not None and not keep_going(z, out[z]):
-            break
-        previous = mask
-        z += direction
+        previous, z_previous = result.mask, z
     return out
+
+
+def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, raw_slice,
+                reference) -> SliceMask | None:
+    """Slice ``z`` prompted from the previous mask's box; None when a stop rule says the object has ended."""
+    box = bounding_box(previous)
+    if box is None:
+        return None
+    box = clip_box(box + np.asarray([-margin, -margin, margin, margin]), limit)
+    if box[2] < box[0] or box[3] < box[1]:
+        return None
+    prompt = SlicePrompt(box=box)
+    extra = points_at(z) if points_at is not None else None
+    if extra is not None and len(extra[0]):
+        prompt.points, prompt.labels = extra
+    result = segmenter.segment(z, view, window, [prompt])[0][0]
+    mask = result.mask
+    if limit is not None:
+        mask = mask & inside_box(limit, mask.shape)
+    area, before = int(mask.sum()), int(previous.sum())
+    if area < rules.min_pixels:
+        return None
+    if rules.min_iou is not None and result.iou < rules.min_iou:
+        return None
+    if rules.max_growth is not None and area > rules.max_growth * before + 20:
+        return None
+    if rules.tapering and area > TAPER_GROWTH * before + 4:
+        return None
+    if rules.min_overlap is not None and (mask & previous).sum() < rules.min_overlap * area:
+        return None
+    if reference is not None and abs(mean_value(raw_slice(z), mask) - reference) > rules.max_hu_shift:
+        return None
+    return SliceMask(mask, result.iou)
 
 
 def inside_box(box: Box, shape: tuple[int, int]) -> np.ndarray:

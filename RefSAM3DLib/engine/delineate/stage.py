@@ -22,9 +22,11 @@ from ...io.volume import Volume
 from ..errors import PromptError
 from ..progress import check_cancel
 from .axial_slices import AxialSlices
-from .box_delineation import Delineation, box_slices, delineate_box
+from .box_delineation import Delineation, box_slices, delineate_box, walk_from
 from .click_edits import edit_with_click
 from .consistency import keep_object
+from .propagation import StopRules, bounding_box, inside_box
+from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
 from .slice_intensity import IntensityWindow, ct_window, mr_window
 from .slice_segmenter import SliceSegmenter
@@ -36,7 +38,23 @@ BODY_HU = -400.0
 LUNG_FRACTION = 0.5  # more of the prompt's surroundings than this below LUNG_AIR_HU: the lung window
 SURROUNDINGS_MM = 20.0
 CLICK_RADIUS = 1  # voxels: an include click is always inside the result, an exclude click always outside
-BOX_AGREEMENT = 0.7  # a previous mask spanning this much of the box on each axis (and inside it) came from it
+THIN_SLICE_MM = 1.6  # slices this thin or thinner: every other one is decoded, the ones between interpolated
+VERY_THIN_SLICE_MM = 1.0  # ... every third one
+BOX_AGREEMENT = 0.7
+REGION_MARGIN_MM = 10.0  # a located region's box is grown by this for the walk (registration error)
+CUT_EXTENSION_MM = 40.0  # ... and by this in-plane where the references cut the structure (in z: no end)  # a previous mask spanning this much of the box on each axis (and inside it) came from it
+
+
+@dataclass
+class RegionPrompt:
+    """A located region in (z, row, col) slice coordinates (the locate stage's answer, converted)."""
+
+    lo: np.ndarray  # box corners
+    hi: np.ndarray
+    widest_z: float  # the slice where the region is widest, and its in-plane box there (r0, c0, r1, c1)
+    widest_box: np.ndarray
+    coarse: np.ndarray  # bool (z, row, col): the region itself, the answer when delineation finds nothing
+    continues: list[tuple[int, int]] = field(default_factory=list)  # (axis, sign) where the structure goes on
 
 
 @dataclass
@@ -75,6 +93,13 @@ class DelineationStage:
         values = self.slices.block(lo[0], hi[0])[::step, lo[1]:hi[1], lo[2]:hi[2]]
         air = float((values < LUNG_AIR_HU).mean()) if values.size else 0.0
         return ct_window("lung" if air > LUNG_FRACTION else "soft")
+
+    @property
+    def step(self) -> int:
+        """Slices decoded while walking: thin slices carry little new shape from one to the next, and the encoder
+        costs about a second per slice on a CPU, so every second (third) one is decoded and the rest interpolated."""
+        mm = self.slices.slice_mm
+        return 3 if mm <= VERY_THIN_SLICE_MM else 2 if mm <= THIN_SLICE_MM else 1
 
     def view(self) -> View:
         return View.whole(self.slices.shape[1:], self.slices.pixel_mm)
@@ -128,7 +153,7 @@ class DelineationStage:
             if state[cell] == include:
                 continue
             edit_with_click(state, point, include, self.segmenter, view, window, self.slices.pixel_mm,
-                            keep=includes, avoid=excludes, raw_slice=raw)
+                            keep=includes, avoid=excludes, raw_slice=raw, step=self.step)
         if request.box is not None:
             z_range, box = box_slices(lo, hi, shape)
             state &= _inside(shape, z_range, box)
@@ -137,6 +162,42 @@ class DelineationStage:
         _enforce_clicks(state, includes, excludes)
         return Delineation(state, bool(state.any()), start_z,
                            reason="" if state.any() else "the decoder found no object at the prompt")
+
+    def run_region(self, region: RegionPrompt, cancel=None) -> Delineation:
+        """A located region (``engine.locate``) -> the structure: the object nearest the region's box on the
+        region's widest slice (``region_start``), walked slice by slice within the region's box moved onto that
+        object and grown by the registration's uncertainty -- without an end where the references cut the
+        structure (an aorta, a lung: the region is only a seed). Without a start the coarse region is the
+        answer."""
+        shape = self.slices.shape
+        check_cancel(cancel)
+        start_z = int(np.clip(round(region.widest_z), 0, shape[0] - 1))
+        window = self.window_for((region.lo, region.hi))
+        view = self.view()
+        start = start_on_region(self.segmenter, view, window, start_z, region.widest_box, region.coarse[start_z])
+        if start is None:
+            return Delineation(region.coarse, bool(region.coarse.any()), start_z,
+                               reason="" if region.coarse.any() else "the located region is empty")
+        mask, iou = start
+        found = bounding_box(mask)
+        offset = np.asarray([(found[0] + found[2] - region.widest_box[0] - region.widest_box[2]) / 2,
+                             (found[1] + found[3] - region.widest_box[1] - region.widest_box[3]) / 2])
+        margin = np.asarray([REGION_MARGIN_MM / self.slices.pixel_mm[0], REGION_MARGIN_MM / self.slices.pixel_mm[1]])
+        lo = np.concatenate([[region.lo[0] - REGION_MARGIN_MM / self.slices.slice_mm], region.lo[1:] + offset - margin])
+        hi = np.concatenate([[region.hi[0] + REGION_MARGIN_MM / self.slices.slice_mm], region.hi[1:] + offset + margin])
+        for axis, sign in region.continues:
+            extension = (self.slices.slice_mm, *self.slices.pixel_mm)[axis]
+            extension = shape[axis] if axis == 0 else CUT_EXTENSION_MM / extension
+            if sign < 0:
+                lo[axis] -= extension
+            else:
+                hi[axis] += extension
+        lo, hi = np.maximum(lo, 0), np.minimum(hi, np.asarray(shape) - 1)
+        z_range = (int(np.floor(lo[0])), int(np.ceil(hi[0])))
+        limit = np.asarray([lo[1], lo[2], hi[1], hi[2]])
+        mask &= inside_box(limit, mask.shape)
+        return walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
+                         step=self.step)
 
     def _starting_state(self, request, view, window, includes, excludes):
         """The mask clicks edit: the previous result, or the box's delineation (None: nothing in the box)."""
@@ -157,7 +218,8 @@ class DelineationStage:
                 return None
             return np.asarray([p[1:] for p, _ in near]), np.asarray([lab for _, lab in near])
 
-        result = delineate_box(self.segmenter, view, window, lo, hi, start_z=start_z, points_at=points_at)
+        result = delineate_box(self.segmenter, view, window, lo, hi, start_z=start_z, points_at=points_at,
+                               step=self.step)
         return (result.mask if result.found else None), result.start_z
 
 

@@ -57,36 +57,58 @@ def body_profile(hu: np.ndarray) -> BodyProfile:
     return BodyProfile(air, bone, centre)
 
 
-def match_slices(fixed: BodyProfile, moving: BodyProfile, spacing_mm: float) -> tuple[int, float]:
-    """-> (shift, mismatch): moving slice k lies at fixed slice k + shift; mismatch is the mean squared
-    difference of the two curves over the overlap (lower is better)."""
+def slice_shifts(fixed: BodyProfile, moving: BodyProfile, spacing_mm: float, count: int = 1,
+                 min_overlap_mm: float = MIN_OVERLAP_MM, separation_mm: float = 30.0) -> list[tuple[int, float]]:
+    """The ``count`` best (shift, mismatch) pairs, at least ``separation_mm`` apart: moving slice k lies at fixed
+    slice k + shift; mismatch is the mean squared difference of the two curves over the overlap (lower is
+    better). The overlap may be as short as ``min_overlap_mm`` -- a 20-slice slab overlaps any reference by
+    its own length only."""
     nf, nm = len(fixed.air), len(moving.air)
     fc, mc = fixed.curves, moving.curves
-    best = (0, np.inf)
+    scored = []
     for shift in range(-nm + 1, nf):
         k0, k1 = max(0, -shift), min(nm, nf - shift)
-        if (k1 - k0) * spacing_mm < MIN_OVERLAP_MM:
+        if (k1 - k0) * spacing_mm < min_overlap_mm:
             continue
-        mismatch = float(np.mean((fc[k0 + shift:k1 + shift] - mc[k0:k1]) ** 2))
-        if mismatch < best[1]:
-            best = (shift, mismatch)
-    return best
+        scored.append((float(np.mean((fc[k0 + shift:k1 + shift] - mc[k0:k1]) ** 2)), shift))
+    chosen: list[tuple[int, float]] = []
+    for mismatch, shift in sorted(scored):
+        if all(abs(shift - other) * spacing_mm >= separation_mm for other, _ in chosen):
+            chosen.append((shift, mismatch))
+        if len(chosen) == count:
+            break
+    return chosen
 
 
-def starting_translation(fixed_hu: np.ndarray, fixed_origin: np.ndarray, moving_hu: np.ndarray,
-                         moving_origin: np.ndarray, spacing_mm: float) -> np.ndarray | None:
-    """LPS translation t (mm) with moving point = fixed point + t, for two identity-direction grids of
-    the same spacing; None when the scans share too little length to be matched."""
-    fixed, moving = body_profile(fixed_hu), body_profile(moving_hu)
-    shift, mismatch = match_slices(fixed, moving, spacing_mm)
-    if not np.isfinite(mismatch):
-        return None
+def match_slices(fixed: BodyProfile, moving: BodyProfile, spacing_mm: float) -> tuple[int, float]:
+    """The best (shift, mismatch) of ``slice_shifts``; (0, inf) when the scans share too little length."""
+    best = slice_shifts(fixed, moving, spacing_mm)
+    return best[0] if best else (0, np.inf)
+
+
+def translation_for_shift(fixed: BodyProfile, fixed_origin: np.ndarray, moving: BodyProfile,
+                          moving_origin: np.ndarray, shift: int, spacing_mm: float) -> np.ndarray | None:
+    """LPS translation t (mm), moving point = fixed point + t, that puts moving slice k on fixed slice k + shift
+    and the two bodies' centres on each other over the shared slices (identity-direction grids, same spacing)."""
     k = np.arange(len(moving.air))
     kf = k + shift
     inside = (kf >= 0) & (kf < len(fixed.air))
-    offset_yx = np.nanmedian(moving.centre_yx[k[inside]] - fixed.centre_yx[kf[inside]], axis=0)
+    if not inside.any():
+        return None
+    with np.errstate(all="ignore"):
+        offset_yx = np.nanmedian(moving.centre_yx[k[inside]] - fixed.centre_yx[kf[inside]], axis=0)
     if not np.all(np.isfinite(offset_yx)):
         return None
     dy, dx = offset_yx * spacing_mm
     dz = -shift * spacing_mm
     return np.asarray([dx, dy, dz]) + np.asarray(moving_origin) - np.asarray(fixed_origin)
+
+
+def starting_translation(fixed_hu: np.ndarray, fixed_origin: np.ndarray, moving_hu: np.ndarray,
+                         moving_origin: np.ndarray, spacing_mm: float) -> np.ndarray | None:
+    """The translation of the best slice match; None when the scans share too little length to be matched."""
+    fixed, moving = body_profile(fixed_hu), body_profile(moving_hu)
+    shift, mismatch = match_slices(fixed, moving, spacing_mm)
+    if not np.isfinite(mismatch):
+        return None
+    return translation_for_shift(fixed, fixed_origin, moving, moving_origin, shift, spacing_mm)

