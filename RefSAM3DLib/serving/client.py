@@ -190,7 +190,8 @@ class ServerClient:
                     http.client.IncompleteRead) as error:
                 connection.close()
                 if reused and replayable and attempt == 0:
-                    continue  # the server had closed the idle connection; nothing was processed
+                    self.close()  # the server closed idle connections (or restarted): the others are stale too
+                    continue  # a fresh connection; the request was not processed on the closed one
                 raise ServerUnavailable(f"the RefSAM3D server at {self.url} closed the connection before answering "
                                         f"({type(error).__name__}: stopped or restarted?); nothing was changed, "
                                         "try again") from None
