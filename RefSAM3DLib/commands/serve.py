@@ -1,8 +1,9 @@
 """`refsam3d serve`: the model on this machine (a GPU server), behind an HTTP API for thin clients (the Slicer panel,
 `refsam3d batch --server`).
 
-Binds 127.0.0.1 by default; any other address needs ``--token-file`` (clients then send the token as
-``Authorization: Bearer``). TLS is not done here: put a reverse proxy (nginx, Caddy) in front for HTTPS. Sessions
+Before listening it runs one text prompt and one click on a synthetic CT (``--no-warm-up`` skips them), so the first
+client does not wait for the model's set-up. Binds 127.0.0.1 by default; any other address needs ``--token-file``
+(clients then send the token as ``Authorization: Bearer``). TLS is not done here: put a reverse proxy (nginx, Caddy) in front for HTTPS. Sessions
 (one per uploaded volume) expire after ``--session-idle-minutes`` without prompts, and the least recently used are
 dropped beyond ``--max-sessions`` or ``--session-memory-gb``. Prints one line ``refsam3d serve: listening on URL``
 when it accepts connections (``--port 0`` picks a free port, and the line says which).
@@ -37,6 +38,9 @@ def add_parser(sub) -> None:
     p.add_argument("--concurrency", type=int, default=1,
                    help="prompts computed at the same time (default 1; the others wait their turn)")
     p.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
+    p.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                   help="skip the text prompt and click on a synthetic CT run before listening (they take the first "
+                        "use's set-up costs off the first client)")
     add_model_arguments(p)
     p.set_defaults(func=run)
 
@@ -128,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
                            session_memory_bytes=session_memory_bytes(args, predictor.device),
                            concurrency=args.concurrency)
     service = Service(predictor, str(args.model), limits)
+    if args.warm_up:
+        seconds = service.warm_up()
+        logging.getLogger("refsam3d.serve").info("warmed up in %.1f s", seconds)
     config = uvicorn.Config(create_app(service, token), log_level="info" if args.verbose else "warning",
                             access_log=bool(args.verbose), timeout_keep_alive=75, timeout_graceful_shutdown=10,
                             lifespan="on")

@@ -1,16 +1,19 @@
 """The model behind the HTTP API: opening sessions from uploaded volumes, running prompts on them, cancel and progress.
 
-Everything here is plain Python called from the app's worker threads; the app only moves bytes. Model work runs in
-at most ``concurrency`` compute slots (default 1: one GPU runs one prompt at a time, the others wait their turn and
-can be cancelled while they wait), and one prompt at a time per session (the engine's Session is not thread-safe).
-Decoding an upload and encoding the answer's masks happen outside the slots, so clients' transfers overlap with
-other clients' model work. A reaper thread drops idle sessions and gives their memory back.
+Everything here is plain Python called from the app's worker threads; the app only moves bytes. Model work runs on
+``concurrency`` persistent model threads (default 1: one GPU runs one prompt at a time, the others queue and can be
+cancelled while they wait), one prompt at a time per session (the engine's Session is not thread-safe). Persistent
+threads keep CUDA's per-thread handles warm (as the Slicer module's worker does) and keep the model's allocations in
+one malloc arena, so freed session memory can be returned to the system. Decoding an upload and encoding the
+answer's masks happen on the request threads, so clients' transfers overlap with other clients' model work. A reaper
+thread drops idle sessions and gives their memory back; ``warm_up`` runs a prompt before the first client arrives.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -59,7 +62,8 @@ class Service:
         self.store = SessionStore(self.limits.idle_seconds, self.limits.max_sessions,
                                   self.limits.session_memory_bytes, on_drop=release_freed_memory)
         self.requests = RequestStates()
-        self._slots = threading.BoundedSemaphore(max(1, int(self.limits.concurrency)))
+        self._model_threads = ThreadPoolExecutor(max(1, int(self.limits.concurrency)),
+                                                 thread_name_prefix="RefSAM3D-model")
         self._stats_lock = threading.Lock()
         self.stats = {"uploads": 0, "prompts": 0, "cancelled": 0, "refused": 0, "unauthorised": 0, "failed": 0}
         self._stop = threading.Event()
@@ -77,7 +81,33 @@ class Service:
         self.requests.cancel_all()
         if self._reaper is not None:
             self._reaper.join(timeout=5)
+        self._model_threads.shutdown(wait=False, cancel_futures=True)
         self.store.clear()
+
+    def warm_up(self) -> float:
+        """A text prompt and a click on a small synthetic CT through the request path, before any client comes:
+        imports, the text encoder, CUDA kernels and caches are set up now, not during the first user's prompt, and the
+        server's memory at start is its memory at work. Counters start from zero afterwards; -> seconds taken."""
+        started = time.perf_counter()
+        shape = (48, 48, 32)
+        i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+        body = ((i - 24) / 20.0) ** 2 + ((j - 24) / 18.0) ** 2 < 1
+        array = np.where(body, 40, -1000).astype(np.int16)
+        array[((i - 18) ** 2 + (j - 24) ** 2 + (k - 16) ** 2) < 49] = 120
+        affine = np.diag([3.0, 3.0, 3.0, 1.0])
+        affine[:3, 3] = (-72.0, -72.0, -48.0)
+        session_id = self.add_session({"affine": affine.tolist(), "modality": "CT", "name": "warm-up"}, array)["session"]
+        centre = (affine @ np.array([18.0, 24.0, 16.0, 1.0]))[:3].tolist()
+        for request_id, prompt in (("warm-up-text", {"text": "liver"}),
+                                   ("warm-up-click", {"points": [centre], "labels": [True]})):
+            self.segment(session_id, {"request": request_id, "prompts": [prompt],
+                                      "options": {"presence_threshold": 0.0}}, memoryview(b""))
+        self.close(session_id)
+        with self._stats_lock:
+            self.stats = dict.fromkeys(self.stats, 0)
+        self.store.dropped = dict.fromkeys(self.store.dropped, 0)
+        release_freed_memory()
+        return time.perf_counter() - started
 
     def _reap(self) -> None:
         interval = max(0.2, min(30.0, self.limits.idle_seconds / 4))
@@ -132,7 +162,7 @@ class Service:
         return {"session": served.id, "shape": list(array.shape), "idle_seconds": self.limits.idle_seconds}
 
     def _engine_session(self, served, progress):
-        """The engine's session for ``served``, opened on its first prompt (caller holds its lock and a slot)."""
+        """The engine's session for ``served``, opened on its first prompt (on a model thread, its lock held)."""
         if served.engine_session is None:
             progress(0.0, "preparing the volume")
             try:
@@ -153,15 +183,19 @@ class Service:
             with self.store.use(session_id) as served:
                 try:
                     postprocessing, presence = read_options(header.get("options"))
-                    with self._waiting(served.lock, state.cancel), self._slot(state.cancel):
-                        waited = time.perf_counter() - started
+                    with self._waiting(served.lock, state.cancel):
                         asked = [read_prompt(p, payload, served.shape, served.find_result) for p in prompts]
-                        engine_session = self._engine_session(served, state)
-                        results = engine_session.segment(asked, progress=state, cancel=state.cancel,
-                                                         postprocessing=postprocessing, presence_threshold=presence)
+
+                        def run_model():
+                            began = time.perf_counter()
+                            engine_session = self._engine_session(served, state)
+                            results = engine_session.segment(asked, progress=state, cancel=state.cancel,
+                                                             postprocessing=postprocessing, presence_threshold=presence)
+                            return began, results, held_bytes(engine_session, skip=(self.predictor,))
+
+                        began, results, size = self._on_model_thread(run_model, state.cancel)
                         handles = [served.remember(r) for r in results]
                         computed = time.perf_counter()
-                        size = held_bytes(engine_session, skip=(self.predictor,))
                 except PreviousGone as error:
                     raise Problem(409, "previous_result_gone", str(error)) from None
                 except (MessageError, RefSAM3DError) as error:
@@ -172,11 +206,12 @@ class Service:
                 entries.append(result_message(result, handle, wire, offset))
                 parts.append(wire.data)
                 offset += len(wire.data)
+            del results
             self.store.set_bytes(session_id, size)
             self.count("prompts")
             done = time.perf_counter()
             return {"session": session_id, "results": entries,
-                    "timings": {"queue_s": waited, "model_s": computed - started - waited, "encode_s": done - computed,
+                    "timings": {"queue_s": began - started, "model_s": computed - began, "encode_s": done - computed,
                                 "server_s": done - started}}, parts
         except Cancelled:
             self.count("cancelled")
@@ -204,5 +239,11 @@ class Service:
         finally:
             lock.release()
 
-    def _slot(self, cancel=None):
-        return self._waiting(self._slots, cancel)
+    def _on_model_thread(self, function, cancel):
+        """``function()`` on a model thread, after the prompts queued before it; a cancel set while it waits in the
+        queue stops it before it starts, one set while it runs stops the engine at its next batch."""
+        def guarded():
+            check_cancel(cancel)
+            return function()
+
+        return self._model_threads.submit(guarded).result()

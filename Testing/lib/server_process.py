@@ -23,8 +23,13 @@ def save_model(model, path: Path) -> Path:
 
 
 class ServerProcess:
-    def __init__(self, model: Path, *options: str, port: int = 0, verbose: bool = False) -> None:
-        self.model = Path(model)
+    def __init__(self, model: Path | str, *options: str, port: int = 0, verbose: bool = False, device: str = "cpu",
+                 threads: int = 1, warm_up: bool = False) -> None:
+        """``warm_up=False`` (tests) starts listening without the server's warm-up prompts: a faster start."""
+        self.model = model
+        self.warm_up = warm_up
+        self.device = device
+        self.threads = threads
         self.options = list(options)
         self.port = port
         self.verbose = verbose
@@ -34,10 +39,10 @@ class ServerProcess:
 
     def start(self, timeout: float = 180.0) -> str:
         """Start it and return its URL once it accepts connections."""
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(self.threads))
         command = [sys.executable, "-m", "RefSAM3DLib.cli", *(["-v"] if self.verbose else []), "serve",
-                   "--port", str(self.port), "--device", "cpu",
-                   "--threads", "1", "--model", str(self.model), *self.options]
+                   "--port", str(self.port), "--device", self.device, "--threads", str(self.threads),
+                   "--model", str(self.model), *([] if self.warm_up else ["--no-warm-up"]), *self.options]
         self.output = []
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, bufsize=1)

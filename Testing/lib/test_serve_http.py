@@ -43,7 +43,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(checkpoint):
-    process = ServerProcess(checkpoint, "--no-anatomy-prior")
+    process = ServerProcess(checkpoint, "--no-anatomy-prior", warm_up=True)  # as served: warmed up before listening
     process.start()
     yield process
     process.stop()
