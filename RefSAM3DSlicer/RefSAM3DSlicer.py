@@ -75,7 +75,8 @@ was edited since (e.g. in the Segment Editor), so your edit is never lost.</li>
 </ol>
 Segments can be renamed, recoloured, hidden or deleted in the table, opened in the Segment Editor, exported
 (NIfTI, .seg.nrrd, DICOM-SEG) and the current prompt can be run over all loaded volumes (Batch).
-Shortcuts are set in Advanced. PyTorch comes from the PyTorch extension; the first run offers to install the
+Shortcuts are set in Advanced. <b>Compute on</b> (Model and compute) sends the work to a RefSAM3D server
+(<code>refsam3d serve</code> on a GPU machine) instead of this computer. PyTorch comes from the PyTorch extension; the first run offers to install the
 other packages listed in Resources/requirements.txt. Needs Slicer 5.10 or newer. Not for clinical use.
 See <a href="https://github.com/refsam3d/SlicerRefSAM3D">the project page</a>.
 """)

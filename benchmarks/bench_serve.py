@@ -93,6 +93,13 @@ def measure(name: str, volume, predictor, client: ServerClient, text: str, click
                      "overhead_s": remote_s - previous_remote.timings["total_s"],
                      "server_engine_s": previous_remote.timings["total_s"],
                      "same_mask": bool(np.array_equal(previous_local.mask, previous_remote.mask))})
+    fresh = []  # click prompts without a previous result: the same work on both sides, whatever came before
+    for ras, positive in click_points(local_result.mask, np.asarray(volume.geometry.affine), 3, seed=1):
+        prompt = Prompt(points=[ras], point_labels=[True])
+        local_s, (local_fresh,) = timed(on_worker(lambda prompt=prompt: session.segment(prompt)))
+        remote_s, (remote_fresh,) = timed(lambda prompt=prompt: remote.segment(prompt))
+        fresh.append({"local_s": local_s, "server_s": remote_s, "server_engine_s": remote_fresh.timings["total_s"],
+                      "same_mask": bool(np.array_equal(local_fresh.mask, remote_fresh.mask))})
     remote.close()
     timed_rows = rows[1:]  # the first click also builds the click path's first windows, on both sides
 
@@ -119,6 +126,9 @@ def measure(name: str, volume, predictor, client: ServerClient, text: str, click
         "click_serving_overhead_median_s": round(median("overhead_s"), 4),
         "click_serving_overhead_share_of_local": round(median("overhead_s") / local_click, 4),
         "clicks_same_mask": all(r["same_mask"] for r in rows),
+        "fresh_clicks_same_mask": all(r["same_mask"] for r in fresh),
+        "fresh_click_local_median_s": round(statistics.median(r["local_s"] for r in fresh), 3),
+        "fresh_click_server_median_s": round(statistics.median(r["server_s"] for r in fresh), 3),
     }
 
 

@@ -122,6 +122,11 @@ class ServerClient:
             self._info = info
         return self._info
 
+    @property
+    def known_info(self) -> dict | None:
+        """The server's info from the last request that asked for it (no request is made here)."""
+        return self._info
+
     def describe(self, timeout: float | None = None) -> str:
         info = self.info(refresh=True, timeout=timeout)
         return f"RefSAM3D server {info.get('version')} at {self.url}: model {info.get('model')} on {info.get('device')}"

@@ -43,7 +43,7 @@ class ServerEngine:
 
     @property
     def description(self) -> str:
-        info = self.client._info  # known after the first request; never a request from the main thread
+        info = self.client.known_info  # known after the first request; never a request from the main thread
         where = f"server {self.client.url}"
         return f"{where}, {info.get('device')}" if info else where
 

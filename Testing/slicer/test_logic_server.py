@@ -160,12 +160,15 @@ def test_server_errors_are_one_line_and_change_nothing(served_model, make_server
         guarded.stop()
 
 
-def test_a_restarted_server_gets_the_volume_again_and_a_killed_one_changes_nothing(
+def test_a_restarted_server_gets_the_volume_again_cancel_reaches_it_and_a_killed_one_changes_nothing(
         served_model, make_server_logic, make_volume, make_segmentation, snapshot):
     """Restarted (it knows no sessions): the next click uploads the volume again and refines the segment from its
-    mask; undo still works. Killed mid-prompt: the step fails in one line and the scene stays as it was."""
+    mask; undo still works. Cancelled: the server stops too. Killed mid-prompt: the step fails in one line and the
+    scene stays as it was."""
     from RefSAM3DSlicerLib.interaction import InteractiveLoop
     from RefSAM3DSlicerLib.mrml_adapter import volume_fingerprint
+
+    from RefSAM3DLib.serving.client import ServerClient
 
     process = ServerProcess(served_model)
     process.start()
@@ -192,12 +195,23 @@ def test_a_restarted_server_gets_the_volume_again_and_a_killed_one_changes_nothi
         large = large_volume()
         other = make_segmentation(large, "large segmentation")
         before = snapshot(segmentation, volume), snapshot(other, large)
-        loop.new_object()
-        loop.start_text(large, other, "liver")
-        deadline = time.monotonic() + 60
-        while not loop.progress[1].startswith("server:"):  # the server is segmenting
-            assert loop.busy and time.monotonic() < deadline, loop.progress
-            time.sleep(0.02)
+
+        def start_and_wait_for_the_server():
+            loop.new_object()
+            loop.start_text(large, other, "liver")
+            deadline = time.monotonic() + 60
+            while not loop.progress[1].startswith("server:"):  # the server is segmenting
+                assert loop.busy and time.monotonic() < deadline, loop.progress
+                time.sleep(0.02)
+
+        start_and_wait_for_the_server()
+        loop.cancel()  # reaches the server, which stops at its next batch
+        loop.wait()
+        assert "Cancelled" in loop.reports[-1].message and not loop.reports[-1].error
+        assert ServerClient(process.url).info()["stats"]["cancelled"] == 1
+        snapshot.same(before[1], snapshot(other, large))
+
+        start_and_wait_for_the_server()
         process.kill()
         loop.wait()
         report = loop.reports[-1]
