@@ -94,7 +94,7 @@ def measure(name: str, volume, predictor, client: ServerClient, text: str, click
                      "server_engine_s": previous_remote.timings["total_s"],
                      "same_mask": bool(np.array_equal(previous_local.mask, previous_remote.mask))})
     fresh = []  # click prompts without a previous result: the same work on both sides, whatever came before
-    for ras, positive in click_points(local_result.mask, np.asarray(volume.geometry.affine), 3, seed=1):
+    for ras, _positive in click_points(local_result.mask, np.asarray(volume.geometry.affine), 3, seed=1):
         prompt = Prompt(points=[ras], point_labels=[True])
         local_s, (local_fresh,) = timed(on_worker(lambda prompt=prompt: session.segment(prompt)))
         remote_s, (remote_fresh,) = timed(lambda prompt=prompt: remote.segment(prompt))
