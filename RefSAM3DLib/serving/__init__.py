@@ -4,7 +4,7 @@
   a binary payload; volumes as byte-shuffled zlib slabs, masks as packed bits of their bounding box).
 - ``tokens``: the shared secret (read from a file, compared in constant time, never logged).
 - ``errors``: what a client or the server reports, one line each.
-- ``memory``, ``sessions``, ``service``, ``app``: the server (needs starlette + uvicorn).
+- ``memory``, ``sessions``, ``request_states``, ``service``, ``app``: the server (``app`` needs starlette + uvicorn).
 - ``client``, ``remote_result``, ``dispatch``: the client (standard library + numpy only, so it runs in Slicer's
   Python), and batches spread over several servers.
 
