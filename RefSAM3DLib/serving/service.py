@@ -194,15 +194,15 @@ class Service:
                             return began, results, held_bytes(engine_session, skip=(self.predictor,))
 
                         began, results, size = self._on_model_thread(run_model, state.cancel)
-                        handles = [served.remember(r) for r in results]
                         computed = time.perf_counter()
+                        wires = [encode_mask(r.mask) for r in results]
+                        handles = [served.remember(r, w) for r, w in zip(results, wires)]
                 except PreviousGone as error:
                     raise Problem(409, "previous_result_gone", str(error)) from None
                 except (MessageError, RefSAM3DError) as error:
                     raise Problem(422, "bad_prompt", str(error)) from None
             entries, parts, offset = [], [], 0
-            for result, handle in zip(results, handles):
-                wire = encode_mask(result.mask)
+            for result, handle, wire in zip(results, handles, wires):
                 entries.append(result_message(result, handle, wire, offset))
                 parts.append(wire.data)
                 offset += len(wire.data)

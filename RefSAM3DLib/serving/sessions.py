@@ -2,8 +2,9 @@
 first) or beyond the session count; a dropped session's id is remembered for a while so its clients learn why.
 
 A session in use (a prompt running or waiting on it) is never dropped. Its id is a random 128-bit string, so one
-client cannot guess another's. Each session also keeps the handles of its recent results: a refinement names one and
-the engine refines from its own probability map instead of a mask.
+client cannot guess another's. Each session also keeps its recent results under handles, with their masks in wire
+form (a few kB each): a refinement names a handle and gets the engine's own result back -- its mask, and the handle
+the engine keeps its probability map under -- exactly as ``Prompt(previous=result)`` in the same process.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from .errors import Problem
+from .mask_codec import WireMask, decode_mask
 
-RESULT_HANDLES = 32  # the engine keeps the model maps of a session's last 32 results
+RESULT_HANDLES = 32  # as many as the engine keeps model maps for
 FORGOTTEN_IDS = 4096  # dropped session ids remembered with their reason
 
 
@@ -32,21 +34,22 @@ class ServedSession:
     bytes: int = 0
     users: int = 0  # requests running or waiting on it
     lock: threading.Lock = field(default_factory=threading.Lock)  # one prompt at a time per session
-    results: OrderedDict = field(default_factory=OrderedDict)  # handle -> result without its mask
+    results: OrderedDict = field(default_factory=OrderedDict)  # handle -> (result without its arrays, wire mask)
 
-    def remember(self, result) -> str:
+    def remember(self, result, wire: WireMask) -> str:
         handle = secrets.token_urlsafe(9)
-        self.results[handle] = replace(result, mask=None, probability=None)
+        self.results[handle] = (replace(result, mask=None, probability=None), wire)
         while len(self.results) > RESULT_HANDLES:
             self.results.popitem(last=False)
         return handle
 
     def find_result(self, handle: str):
-        """The result behind ``handle`` if the engine still holds its probability map, else None."""
-        result = self.results.get(handle)
-        if result is None or self.engine_session is None or self.engine_session.model_probability(result) is None:
+        """The result behind ``handle``, its mask restored, or None when the handle is unknown (or too old)."""
+        kept = self.results.get(handle)
+        if kept is None:
             return None
-        return result
+        result, wire = kept
+        return replace(result, mask=decode_mask(wire))
 
 
 class SessionStore:
