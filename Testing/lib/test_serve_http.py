@@ -63,8 +63,9 @@ def strict_server(checkpoint, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local():
-    return RefSAM3DPredictor(tiny_model(), device="cpu", anatomy_prior=False, presence_threshold=0.0)
+def local(checkpoint):
+    """The engine in this process, loaded from the file the server loads: the same model on both sides."""
+    return RefSAM3DPredictor.from_pretrained(checkpoint, device="cpu", anatomy_prior=False, presence_threshold=0.0)
 
 
 @pytest.fixture(scope="module")

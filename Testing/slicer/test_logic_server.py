@@ -73,14 +73,29 @@ def large_volume(name="large CT"):
     return slicer.util.addVolumeFromArray(array, np.diag([2.0, 2.0, 2.0, 1.0]), name=name)
 
 
-def test_text_click_and_undo_on_the_server_equal_the_local_run(server, make_logic, make_server_logic, make_volume,
+@pytest.fixture
+def local_logic(served_model, partial_threshold):
+    """The Logic computing here, with the model loaded from the file the server loads: one model on both sides."""
+    from RefSAM3DSlicerLib import ModelWorker, RefSAM3DLogic, RefSAM3DSettings
+
+    from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
+
+    loaded = RefSAM3DPredictor.from_pretrained(served_model, device="cpu", presence_threshold=0.0)
+    logic = RefSAM3DLogic(worker=ModelWorker(lambda model, device: loaded),
+                          settings=RefSAM3DSettings(model="tiny-test", device="cpu", presence_threshold=0.0,
+                                                    threshold=partial_threshold))
+    yield logic
+    logic.shutdown()
+
+
+def test_text_click_and_undo_on_the_server_equal_the_local_run(server, local_logic, make_server_logic, make_volume,
                                                                 make_segmentation):
     from RefSAM3DSlicerLib.interaction import InteractiveLoop
 
     volume = make_volume("oblique")
+    here = local_logic
     runs = {}
-    for where, logic in (("local", make_logic(synchronous=False)), ("server", make_server_logic(server.url, "",
-                                                                                                 False))):
+    for where, logic in (("local", here), ("server", make_server_logic(server.url, "", False))):
         segmentation = make_segmentation(volume, f"{where} segmentation")
         loop = InteractiveLoop(logic)
         loop.start_text(volume, segmentation, "left kidney")
@@ -215,7 +230,8 @@ def test_a_restarted_server_gets_the_volume_again_cancel_reaches_it_and_a_killed
         process.kill()
         loop.wait()
         report = loop.reports[-1]
-        assert report.error and "closed the connection" in report.message and "\n" not in report.message
+        assert report.error and "\n" not in report.message
+        assert "closed the connection" in report.message or "cannot reach" in report.message  # mid-request or on retry
         snapshot.same(before[0], snapshot(segmentation, volume))
         snapshot.same(before[1], snapshot(other, large))
         assert not logic.busy and logic.undo_stack.newest is not None  # the earlier steps can still be undone
