@@ -6,8 +6,8 @@ thread; ``finish_segmentation`` (main thread, once the job is done) writes the r
 ``segment`` does both and waits, for scripts and tests. Every result becomes a NEW segment unless a
 segment to replace is named; what a prompt changed is recorded for Undo; a cancelled or failed prompt
 leaves the scene as it was. Refining a segment by clicks feeds the model its own last result for that
-segment (exact probabilities) as long as the segment's voxels are still what RefSAM3D wrote; after an edit
-elsewhere (Segment Editor) the edited voxels are the starting point instead.
+segment (exact probabilities, and its mask, kept compact between steps) as long as the segment's voxels are still
+what RefSAM3D wrote; after an edit elsewhere (Segment Editor) the edited voxels are the starting point instead.
 
 Where the model runs is a setting ("Compute on": this computer, or a RefSAM3D server): the worker hands each job to
 the engine for the configured ``ComputeTarget``, and everything here -- the loop, undo, refinement, export, batch --
@@ -240,21 +240,26 @@ class RefSAM3DLogic:
         token = self.worker.session_token(self.worker.session_key(mrml.volume_fingerprint(volume_node), modality))
         mtime = labelmap_mtime(segmentation_node, segment_id)
         if remembered and remembered[-1][0].mtime == mtime:  # untouched since our last write: no read needed
-            fingerprint, result = remembered[-1]
+            fingerprint, result, wire = remembered[-1]
             if result.session_token == token:
-                return result
+                return _restored(result, wire)
         current = mrml.read_mask(segmentation_node, segment_id, volume_node)
         digest = mask_digest(current)
-        for fingerprint, result in reversed(remembered):  # e.g. restored by Undo to an earlier result
+        for fingerprint, result, wire in reversed(remembered):  # e.g. restored by Undo to an earlier result
             if fingerprint.digest == digest and result.session_token == token:
-                return result
+                return _restored(result, wire)
         return current if current.any() else None
 
     def _remember_for_refinement(self, segmentation_node, fingerprint: SegmentFingerprint, result) -> None:
-        light = replace(result, mask=np.zeros((1, 1, 1), bool), probability=None)  # keep only what refining needs
+        """Keep what refining needs: the result's handles, and its mask packed (a few kB instead of the full grid),
+        because an engine may refine from the previous mask rather than from its own map."""
+        from RefSAM3DLib.serving.mask_codec import encode_mask
+
+        wire = getattr(result, "wire_mask", None) or encode_mask(result.mask)
+        light = replace(result, mask=np.zeros((1, 1, 1), bool), probability=None)
         key = (segmentation_node.GetID(), fingerprint.segment_id)
         states = self._refinement.pop(key, [])
-        states.append((fingerprint, light))
+        states.append((fingerprint, light, wire))
         self._refinement[key] = states[-_REFINEMENT_STATES:]
         while len(self._refinement) > _REFINEMENT_MEMORY:
             self._refinement.popitem(last=False)
@@ -324,6 +329,13 @@ class RefSAM3DLogic:
         if status_callback is not None:
             status_callback(outcome.message)
         return outcome
+
+
+def _restored(light, wire):
+    """A remembered result with its full mask again, as ``Prompt(previous=...)`` expects it."""
+    from RefSAM3DLib.serving.mask_codec import decode_mask
+
+    return replace(light, mask=decode_mask(wire))
 
 
 def _not_found_message(result, presence_threshold: float) -> str:
