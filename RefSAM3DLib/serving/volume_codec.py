@@ -5,9 +5,11 @@ long runs that zlib's run-length strategy at level 1 compresses ~3.5x at several
 slabs let both sides use every core, and let the client send the first slabs while later ones are compressed.
 
     payload = for each slab: compressed length (4 bytes, big-endian) | compressed bytes
-    spec    = {"dtype": "<i2", "shape": [I, J, K], "codec": "shuffle-zlib", "slab_bytes": 4194304}
+    spec    = {"dtype": "<i2", "shape": [I, J, K], "order": "F", "codec": "shuffle-zlib", "slab_bytes": 4194304}
 
-The array is C-ordered [i, j, k] (RefSAM3D's ``Volume.array``); decoding checks every length against the spec
+The array ([i, j, k], RefSAM3D's ``Volume.array``) travels in its own memory order, C or Fortran (NIfTI readers give
+Fortran order), and is rebuilt in that order: the engine's resampling runs on the array's own layout, and a
+transposed copy made it slower on the server than on the client. Decoding checks every length against the spec
 before allocating, so a lying header cannot make the server allocate or decompress more than it declared.
 """
 from __future__ import annotations
@@ -40,7 +42,8 @@ def _threads() -> int:
 
 def volume_spec(array: np.ndarray) -> dict:
     dtype = wire_dtype(array.dtype)
-    return {"dtype": dtype.str, "shape": [int(n) for n in array.shape], "codec": CODEC,
+    order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+    return {"dtype": dtype.str, "shape": [int(n) for n in array.shape], "order": order, "codec": CODEC,
             "slab_bytes": SLAB_BYTES - SLAB_BYTES % dtype.itemsize}
 
 
@@ -69,8 +72,8 @@ def encode_slabs(array: np.ndarray, spec: dict | None = None) -> Iterator[bytes]
     """The payload, piece by piece in order (slabs are compressed in parallel while earlier ones are sent)."""
     spec = spec or volume_spec(array)
     dtype = np.dtype(spec["dtype"])
-    contiguous = np.ascontiguousarray(array, dtype=dtype)
-    raw = memoryview(contiguous).cast("B")
+    flat = np.asarray(array, dtype=dtype).ravel(order=spec.get("order", "C"))  # a view when already in that order
+    raw = memoryview(flat).cast("B")
     step = int(spec["slab_bytes"])
     pieces = [raw[start:start + step] for start in range(0, len(raw), step)]
     with ThreadPoolExecutor(_threads(), thread_name_prefix="RefSAM3D-compress") as pool:
@@ -83,6 +86,8 @@ def check_spec(spec: object, max_bytes: int) -> tuple[np.dtype, tuple[int, int, 
     """(dtype, shape, raw bytes) of a volume description; VolumeDataError / VolumeTooLarge otherwise."""
     if not isinstance(spec, dict):
         raise VolumeDataError("'volume' must be an object with dtype, shape, codec and slab_bytes")
+    if spec.get("order", "C") not in ("C", "F"):
+        raise VolumeDataError(f"volume order {spec.get('order')!r} must be 'C' or 'F'")
     if spec.get("codec") != CODEC:
         raise VolumeDataError(f"volume codec {spec.get('codec')!r} is not supported; use {CODEC!r}")
     if spec.get("dtype") not in ALLOWED_DTYPES:
@@ -110,6 +115,7 @@ class SlabDecoder:
 
     def __init__(self, spec: object, max_bytes: int) -> None:
         self.dtype, self.shape, self.nbytes = check_spec(spec, max_bytes)
+        self.order = spec.get("order", "C")  # type: ignore[union-attr]
         self.step = int(spec["slab_bytes"])  # type: ignore[index]
         self.count = -(-self.nbytes // self.step)
         self._out = np.empty(self.nbytes, np.uint8)
@@ -144,7 +150,7 @@ class SlabDecoder:
         if self._pending:
             raise VolumeDataError(f"{len(self._pending)} bytes follow the {self.count} slabs the volume shape needs; "
                                   "the data does not match the declared shape and voxel type")
-        return self._out.view(self.dtype).reshape(self.shape)
+        return self._out.view(self.dtype).reshape(self.shape, order=self.order)
 
     def close(self) -> None:
         """Stop decoding (an upload refused or cut short); idempotent."""

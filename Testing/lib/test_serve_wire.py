@@ -34,6 +34,18 @@ def test_volumes_round_trip_exactly(dtype):
     np.testing.assert_array_equal(decoder.finish(), array)
 
 
+def test_a_volume_keeps_its_memory_order():
+    array = np.asfortranarray(np.arange(24 * 20 * 10, dtype=np.int16).reshape(24, 20, 10))  # as NIfTI readers give
+    spec = volume_spec(array)
+    decoded = decode_slabs(spec, memoryview(b"".join(encode_slabs(array, spec))), 10**9)
+    assert spec["order"] == "F" and decoded.flags.f_contiguous and not decoded.flags.c_contiguous
+    np.testing.assert_array_equal(decoded, array)
+    strided = array[:, ::2]  # neither order: sent as C
+    spec = volume_spec(strided)
+    assert spec["order"] == "C"
+    np.testing.assert_array_equal(decode_slabs(spec, memoryview(b"".join(encode_slabs(strided, spec))), 10**9), strided)
+
+
 def test_lying_or_damaged_volume_bytes_are_refused():
     array = np.arange(4000, dtype=np.int16).reshape(20, 20, 10)
     spec = volume_spec(array)
