@@ -1,4 +1,4 @@
-"""`refsam3d` command line: segment | batch | train | evaluate | models | model-info | demo.
+"""`refsam3d` command line: segment | batch | serve | train | evaluate | models | model-info | demo.
 
 Bad input (missing or damaged file, NaN or zero-spacing volume, broken DICOM series, empty or unknown prompt,
 point outside the volume, unknown model, corrupt checkpoint, unwritable or existing output) prints one line
@@ -21,7 +21,7 @@ DESCRIPTION = ("RefSAM3D: segment CT/MR volumes from text and 3D clicks; export 
 def _optional_commands():
     import importlib.util
 
-    names = ["batch", "demo", "evaluate", "models", "train"]
+    names = ["batch", "demo", "evaluate", "models", "serve", "train"]
     return [importlib.import_module(f".commands.{n}", __package__) for n in names
             if importlib.util.find_spec(f"{__package__}.commands.{n}") is not None]
 

@@ -6,8 +6,9 @@ headless) and the in-app self-test. The widget forwards events to RefSAM3DSlicer
 (interaction.py: per-object state, queued clicks, undo), the prompt markups and their MRML events
 (prompt_markups.py), export.py, batch.py, dependencies.py, and the panel flows of RefSAM3DSlicerUI (dependency
 install, export and batch). Model
-work never runs here: it goes to one persistent worker thread, and a QTimer polls the loop, the batch or
-the pip process, so the panel stays responsive and Cancel works.
+work never runs here: it goes to one persistent worker thread (which runs the model here or talks to a RefSAM3D
+server, per "Compute on"), and a QTimer polls the loop, the batch, a server check or the pip process, so the panel
+stays responsive and Cancel works.
 """
 import logging
 from dataclasses import replace
@@ -74,7 +75,8 @@ was edited since (e.g. in the Segment Editor), so your edit is never lost.</li>
 </ol>
 Segments can be renamed, recoloured, hidden or deleted in the table, opened in the Segment Editor, exported
 (NIfTI, .seg.nrrd, DICOM-SEG) and the current prompt can be run over all loaded volumes (Batch).
-Shortcuts are set in Advanced. PyTorch comes from the PyTorch extension; the first run offers to install the
+Shortcuts are set in Advanced. <b>Compute on</b> (Model and compute) sends the work to a RefSAM3D server
+(<code>refsam3d serve</code> on a GPU machine) instead of this computer. PyTorch comes from the PyTorch extension; the first run offers to install the
 other packages listed in Resources/requirements.txt. Needs Slicer 5.10 or newer. Not for clinical use.
 See <a href="https://github.com/refsam3d/SlicerRefSAM3D">the project page</a>.
 """)
@@ -101,6 +103,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self._pipQueue = []
         self._restartNeeded = []
         self._pollTimer = None
+        self._serverCheck = None
         self._shortcuts = []
 
     # ------------------------------------------------------------------ set-up
@@ -117,6 +120,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self._pollTimer.setInterval(POLL_MILLISECONDS)
         self._pollTimer.connect("timeout()", self.onPoll)
 
+        for label, value in choices.compute_choices():
+            self.ui.computeComboBox.addItem(_(label), value)
         self.ui.deviceComboBox.addItems(list(choices.device_choices()))
         self.ui.modalityComboBox.addItems(["auto", "CT", "MR"])
         for choice in choices.model_choices():
@@ -139,6 +144,10 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self.ui.batchButton.connect("clicked(bool)", self.onBatch)
         self.ui.batchCancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.browseModelButton.connect("clicked(bool)", self.onBrowseModel)
+        self.ui.computeComboBox.connect("currentIndexChanged(int)", self.onPreferencesEdited)
+        self.ui.serverUrlLineEdit.connect("editingFinished()", self.onPreferencesEdited)
+        self.ui.serverTokenLineEdit.connect("editingFinished()", self.onPreferencesEdited)
+        self.ui.checkServerButton.connect("clicked(bool)", self.onCheckServer)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependencies)
         self.ui.unloadModelButton.connect("clicked(bool)", self.onUnloadModel)
         self.ui.shortcutsLineEdit.connect("editingFinished()", self.onPreferencesEdited)
@@ -249,6 +258,9 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         if self.ui.modelComboBox.findText(settings.model) < 0:
             self.ui.modelComboBox.addItem(settings.model)
         self.ui.modelComboBox.setCurrentText(settings.model)
+        self.ui.computeComboBox.setCurrentIndex(max(0, self.ui.computeComboBox.findData(settings.compute)))
+        self.ui.serverUrlLineEdit.text = settings.server_url
+        self.ui.serverTokenLineEdit.text = settings.server_token
         self.ui.deviceComboBox.setCurrentText(settings.device)
         self.ui.modalityComboBox.setCurrentText(settings.modality)
         self.ui.thresholdSliderWidget.value = settings.threshold
@@ -260,7 +272,10 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
 
     def _settingsFromPanel(self):
         return replace(self.logic.settings, model=self.ui.modelComboBox.currentText.strip(),
-                       device=self.ui.deviceComboBox.currentText, modality=self.ui.modalityComboBox.currentText,
+                       device=self.ui.deviceComboBox.currentText, compute=self.ui.computeComboBox.currentData or "local",
+                       server_url=self.ui.serverUrlLineEdit.text.strip(),
+                       server_token=self.ui.serverTokenLineEdit.text.strip(),
+                       modality=self.ui.modalityComboBox.currentText,
                        threshold=float(self.ui.thresholdSliderWidget.value),
                        presence_threshold=float(self.ui.presenceThresholdSliderWidget.value),
                        largest_component=bool(self.ui.largestComponentCheckBox.checked),
@@ -270,9 +285,11 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
                        shortcuts=parse_shortcuts(self.ui.shortcutsLineEdit.text))
 
     def onPreferencesEdited(self, *_args):
-        """Shortcuts and click behaviour apply at once (other settings with the next Segment press)."""
+        """Shortcuts, click behaviour and where to compute apply at once (other settings with the next Segment
+        press); the server token is stored with Slicer's settings, never in the scene."""
         self.logic.apply_settings(self._settingsFromPanel())
         self._bindShortcuts()
+        self._updateButtons()
 
     def _updateCompleter(self):
         completer = qt.QCompleter(choices.prompt_completions(self.logic.settings.recent_prompts),
@@ -362,6 +379,8 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
             busy |= self._pollPip()
         if self._export is not None:
             busy |= self._pollExport()
+        if self._serverCheck is not None:
+            busy |= self._pollServerCheck()
         if not busy:
             self._pollTimer.stop()
         self._updateButtons()
@@ -373,6 +392,30 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         if path:
             self.ui.modelComboBox.addItem(path)
             self.ui.modelComboBox.setCurrentText(path)
+
+    def onCheckServer(self):
+        """Ask the server who it is on a thread of its own; the answer (or one error line) comes via onPoll."""
+        self.logic.apply_settings(self._settingsFromPanel())
+        try:
+            self._serverCheck = self.logic.check_server()
+        except USER_ERRORS as error:
+            self._setStatus(str(error), "error")
+            return
+        self._setStatus(_("Asking the server..."))
+        self._startPolling()
+
+    def _pollServerCheck(self):
+        if not self._serverCheck.done():
+            return True
+        check, self._serverCheck = self._serverCheck, None
+        try:
+            self._setStatus(_("Connected: ") + check.result())
+        except USER_ERRORS as error:
+            self._setStatus(str(error), "error")
+        except Exception as error:
+            log.exception("RefSAM3D server check failed")
+            self._setStatus(_("Failed: ") + str(error), "error")
+        return False
 
     def onUnloadModel(self):
         if not self.logic.busy:
@@ -401,9 +444,14 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         self.ui.batchProgressBar.setVisible(batchBusy)
         self.ui.exportButton.enabled = (self._export is None
                                         and self.ui.outputSegmentationSelector.currentNode() is not None)
-        for widget in (self.ui.modelComboBox, self.ui.deviceComboBox, self.ui.unloadModelButton,
-                       self.ui.installDependenciesButton):
-            widget.enabled = not (loopBusy or batchBusy or self._pip is not None)
+        idle = not (loopBusy or batchBusy or self._pip is not None)
+        remote = self.logic is not None and self.logic.settings.compute == "server"
+        for widget in (self.ui.computeComboBox, self.ui.unloadModelButton, self.ui.installDependenciesButton):
+            widget.enabled = idle
+        for widget in (self.ui.modelComboBox, self.ui.browseModelButton, self.ui.deviceComboBox):
+            widget.enabled = idle and not remote  # a server computes with its own model and device
+        for widget in (self.ui.serverUrlLineEdit, self.ui.serverTokenLineEdit, self.ui.checkServerButton):
+            widget.enabled = idle and remote
 
 
 class RefSAM3DSlicerLogic(ScriptedLoadableModuleLogic, RefSAM3DLogic):

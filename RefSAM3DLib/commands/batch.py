@@ -1,4 +1,4 @@
-"""`refsam3d batch`: segment many scans with one model load; resumable and shardable across ranks.
+"""`refsam3d batch`: segment many scans with one model load, or on RefSAM3D servers; resumable and shardable.
 
 Inputs: a folder (image files and/or DICOM series sub-folders) or a text file with one path per line.
 A case whose output already exists is skipped, so an interrupted batch continues where it stopped: outputs
@@ -6,7 +6,9 @@ are written atomically (the main file last), and temporaries a killed run left b
 A case with bad input (damaged file, broken DICOM series, ...) is reported in one line and skipped; the
 others still run, and the exit code is 1 when any case failed.
 Under `torchrun --nproc_per_node N -m RefSAM3DLib.commands.batch ...` each rank takes every N-th case
-(and its own GPU).
+(and its own GPU). With ``--server URL`` (repeatable) the cases go to `refsam3d serve` instances instead: files
+are read and written here, each server segments one case at a time, and a server that stops answering hands
+its cases to the others.
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=list(OUTPUT_SUFFIX), default="nifti")
     p.add_argument("--preview", action="store_true", help="also write <case>.png previews")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--server", action="append", default=[], metavar="URL",
+                   help="segment on this RefSAM3D server (refsam3d serve) instead of here; repeat to spread the "
+                        "cases over several (--model and --device are then the servers')")
+    p.add_argument("--token-file", help="file holding the servers' token (needed unless they run on loopback)")
     add_model_arguments(p)
     add_postprocessing_arguments(p)
     p.set_defaults(func=run)
@@ -107,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"rank {rank}/{world}: {len(mine)} scans, {len(mine) - len(todo)} already done", file=sys.stderr)
     if not todo:
         return 0
+    if args.server:
+        return _run_on_servers(args, todo, out, prompts)
     device = args.device
     if world > 1 and device in ("auto", "cuda"):
         import torch
@@ -136,6 +144,71 @@ def run(args: argparse.Namespace) -> int:
                 failed.append(path)
                 print(f"{path}: skipped: {' '.join(str(exc).split())}", file=sys.stderr)
             bar((n + 1) / len(todo), _case_name(path))
+    if failed:
+        print(f"{len(failed)} of {len(todo)} scans failed (listed above); rerun to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> list:
+    """A client per reachable server (one line each for the others); UsageError when none answers."""
+    from ..serving.client import ServerClient
+    from ..serving.errors import ServerError, ServerUnavailable
+    from ..serving.tokens import TokenError, read_token_file
+
+    try:
+        token = read_token_file(args.token_file) if args.token_file else None
+        clients = [ServerClient(url, token) for url in dict.fromkeys(args.server)]
+    except (TokenError, ServerError) as error:
+        raise UsageError(f"--server/--token-file: {error}") from None
+    reachable = []
+    for client in clients:
+        try:
+            print(client.describe(), file=sys.stderr)
+            reachable.append(client)
+        except ServerUnavailable as error:
+            print(f"skipping: {error}", file=sys.stderr)
+    if not reachable:
+        raise UsageError("none of the --server addresses answered; start `refsam3d serve` there or check the URLs")
+    return reachable
+
+
+def _run_on_servers(args: argparse.Namespace, todo: list[Path], out: Path, prompts: list) -> int:
+    from ..engine.postprocess import PostProcessing
+    from ..io.checks import check_output_possible
+    from ..io.exporters import export_segments
+    from ..io.preview import write_preview_png
+    from ..io.readers import read_volume
+    from ..serving.dispatch import run_on_servers
+
+    clients = _connect(args)
+    post = PostProcessing(args.threshold, args.largest_component, args.fill_holes, args.min_size_ml)
+
+    def work(client, path: Path) -> str:
+        target = out / (_case_name(path) + OUTPUT_SUFFIX[args.format])
+        volume = read_volume(path)
+        check_output_possible(volume, args.format, target)
+        remote = client.open(volume)
+        try:
+            results = remote.segment(prompts, postprocessing=post, presence_threshold=args.presence_threshold)
+        finally:
+            remote.close()
+        export_segments(target, results, volume, fmt=args.format, overwrite=True)
+        if args.preview:
+            write_preview_png(out / (_case_name(path) + ".png"), volume, results, overwrite=True)
+        return "found " + (", ".join(r.name for r in results if r.found) or "nothing")
+
+    with ProgressBar(f"batch on {len(clients)} server(s)", enabled=not args.quiet) as bar:
+        done = []
+
+        def report(outcome) -> None:
+            done.append(outcome)
+            verb = "" if outcome.ok else "skipped: "
+            print(f"{outcome.case}: {verb}{outcome.message}", file=sys.stderr)
+            bar(len(done) / len(todo), _case_name(outcome.case))
+
+        outcomes = run_on_servers(todo, clients, work, report)
+    failed = [o for o in outcomes if not o.ok]
     if failed:
         print(f"{len(failed)} of {len(todo)} scans failed (listed above); rerun to retry them", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""What the panel offers to pick from: models of the zoo, devices, and phrases for prompt completion.
+"""What the panel offers to pick from: where to compute, models of the zoo, devices, phrases for prompt completion.
 
 Each list degrades to something usable when the backend is not installed yet (a fresh Slicer before the
 dependency install), so the module panel always opens.
@@ -38,6 +38,11 @@ def model_choices() -> list[ModelChoice]:
 
 def device_choices() -> tuple[str, ...]:
     return DEVICES
+
+
+def compute_choices() -> list[tuple[str, str]]:
+    """(label, settings.compute value) for the "Compute on" box."""
+    return [("this computer", "local"), ("a RefSAM3D server", "server")]
 
 
 def prompt_completions(recent: list[str] | None = None) -> list[str]:

@@ -6,8 +6,12 @@ thread; ``finish_segmentation`` (main thread, once the job is done) writes the r
 ``segment`` does both and waits, for scripts and tests. Every result becomes a NEW segment unless a
 segment to replace is named; what a prompt changed is recorded for Undo; a cancelled or failed prompt
 leaves the scene as it was. Refining a segment by clicks feeds the model its own last result for that
-segment (exact probabilities) as long as the segment's voxels are still what RefSAM3D wrote; after an edit
-elsewhere (Segment Editor) the edited voxels are the starting point instead.
+segment (exact probabilities, and its mask, kept compact between steps) as long as the segment's voxels are still
+what RefSAM3D wrote; after an edit elsewhere (Segment Editor) the edited voxels are the starting point instead.
+
+Where the model runs is a setting ("Compute on": this computer, or a RefSAM3D server): the worker hands each job to
+the engine for the configured ``ComputeTarget``, and everything here -- the loop, undo, refinement, export, batch --
+is the same for both.
 """
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 
 import numpy as np
 
 from . import mrml_adapter as mrml
+from .compute import ComputeTarget
 from .errors import InputError
 from .pending import PendingSegmentation, ProgressState, SegmentationOutcome
 from .prompts_from_markups import box_from_roi, points_from_markups
@@ -45,7 +50,7 @@ class RefSAM3DLogic:
         self.settings_store = settings_store or MemorySettingsStore()
         self.settings = (settings or self.settings_store.load()).validated()
         self.worker = worker or ModelWorker()
-        self.worker.configure(self.settings.model, self.settings.device)
+        self.worker.configure(self.compute_target(strict=False))
         self.undo_stack = UndoStack(self.settings.undo_depth)
         self._pending: PendingSegmentation | None = None
         # (segmentation ID, segment ID) -> [(fingerprint right after writing, light result)], newest last
@@ -55,10 +60,39 @@ class RefSAM3DLogic:
     def apply_settings(self, settings: RefSAM3DSettings, persist: bool = True) -> None:
         """Use new preferences from the next prompt on (a new model/device is loaded lazily)."""
         self.settings = settings.validated()
-        self.worker.configure(self.settings.model, self.settings.device)
+        self.worker.configure(self.compute_target(strict=False))
         self.undo_stack.set_depth(self.settings.undo_depth)
         if persist:
             self.settings_store.save(self.settings)
+
+    def compute_target(self, strict: bool = True) -> ComputeTarget:
+        """Where prompts run, from the settings; with ``strict`` an unusable server set-up is an InputError, else
+        this computer is used meanwhile (the user may still be typing the address)."""
+        try:
+            return ComputeTarget.from_settings(self.settings)
+        except InputError:
+            if strict:
+                raise
+            return ComputeTarget(self.settings.model, self.settings.device)
+
+    def check_server(self, timeout: float = 5.0) -> Future:
+        """Ask the configured server who it is, on a thread of its own (also while a prompt runs); the Future gives
+        one line ("RefSAM3D server 0.1.0 at http://...: model ... on cuda") or raises a one-line error."""
+        from RefSAM3DLib.serving.client import ServerClient
+
+        target = self.compute_target()
+        if not target.remote:
+            raise InputError("choose 'a RefSAM3D server' under Compute on, and enter its address")
+        future: Future = Future()
+
+        def ask() -> None:
+            try:
+                future.set_result(ServerClient(target.server_url, target.token or None, timeout=timeout).describe())
+            except BaseException as error:  # noqa: BLE001 - delivered through the Future
+                future.set_exception(error)
+
+        threading.Thread(target=ask, name="RefSAM3D-check-server", daemon=True).start()
+        return future
 
     def postprocessing(self):
         from RefSAM3DLib.engine.postprocess import PostProcessing
@@ -99,6 +133,7 @@ class RefSAM3DLogic:
         """
         if self.busy:
             raise InputError("RefSAM3D is still working on the previous prompt; wait for it or press Cancel")
+        self.worker.configure(self.compute_target())
         mrml.check_volume_node(volume_node)
         if segmentation_node is not None:
             mrml.check_segmentation_node(segmentation_node, volume_node)
@@ -205,21 +240,26 @@ class RefSAM3DLogic:
         token = self.worker.session_token(self.worker.session_key(mrml.volume_fingerprint(volume_node), modality))
         mtime = labelmap_mtime(segmentation_node, segment_id)
         if remembered and remembered[-1][0].mtime == mtime:  # untouched since our last write: no read needed
-            fingerprint, result = remembered[-1]
+            fingerprint, result, wire = remembered[-1]
             if result.session_token == token:
-                return result
+                return _restored(result, wire)
         current = mrml.read_mask(segmentation_node, segment_id, volume_node)
         digest = mask_digest(current)
-        for fingerprint, result in reversed(remembered):  # e.g. restored by Undo to an earlier result
+        for fingerprint, result, wire in reversed(remembered):  # e.g. restored by Undo to an earlier result
             if fingerprint.digest == digest and result.session_token == token:
-                return result
+                return _restored(result, wire)
         return current if current.any() else None
 
     def _remember_for_refinement(self, segmentation_node, fingerprint: SegmentFingerprint, result) -> None:
-        light = replace(result, mask=np.zeros((1, 1, 1), bool), probability=None)  # keep only what refining needs
+        """Keep what refining needs: the result's handles, and its mask packed (a few kB instead of the full grid),
+        because an engine may refine from the previous mask rather than from its own map."""
+        from RefSAM3DLib.serving.mask_codec import encode_mask
+
+        wire = getattr(result, "wire_mask", None) or encode_mask(result.mask)
+        light = replace(result, mask=np.zeros((1, 1, 1), bool), probability=None)
         key = (segmentation_node.GetID(), fingerprint.segment_id)
         states = self._refinement.pop(key, [])
-        states.append((fingerprint, light))
+        states.append((fingerprint, light, wire))
         self._refinement[key] = states[-_REFINEMENT_STATES:]
         while len(self._refinement) > _REFINEMENT_MEMORY:
             self._refinement.popitem(last=False)
@@ -289,6 +329,13 @@ class RefSAM3DLogic:
         if status_callback is not None:
             status_callback(outcome.message)
         return outcome
+
+
+def _restored(light, wire):
+    """A remembered result with its full mask again, as ``Prompt(previous=...)`` expects it."""
+    from RefSAM3DLib.serving.mask_codec import decode_mask
+
+    return replace(light, mask=decode_mask(wire))
 
 
 def _not_found_message(result, presence_threshold: float) -> str:

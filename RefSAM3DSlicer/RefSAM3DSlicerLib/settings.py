@@ -1,9 +1,11 @@
-"""User preferences that outlive a Slicer session: model, device, thresholds, clean-up, prompt history.
+"""User preferences that outlive a Slicer session: model, device or server, thresholds, clean-up, prompt history.
 
 The values live in one dataclass so the Widget, the Logic and the tests agree on names and defaults.
 They persist through whatever store fits: Slicer's QSettings inside the app (passed in as a plain
 object with value()/setValue(), so this file never imports Qt) or a JSON file elsewhere. A damaged or
-hand-edited entry falls back to its default instead of breaking the module.
+hand-edited entry falls back to its default instead of breaking the module. The server token is one of these
+preferences (Slicer keeps them in the user's settings file), never a scene parameter; it is not shown by ``repr`` and
+a log line about it never includes its value.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 # The zoo default (RefSAM3DLib.zoo.catalogue.DEFAULT_MODEL), repeated so that this module imports without the backend.
 DEFAULT_MODEL = "refsam3d-lite"
 DEVICES = ("auto", "cuda", "cpu")
+COMPUTE = ("local", "server")  # this computer's model, or a RefSAM3D server (refsam3d serve)
+SECRETS = ("server_token",)  # never written to a log line
 MODALITIES = ("auto", "CT", "MR")
 MAX_RECENT_PROMPTS = 30
 
@@ -27,6 +31,9 @@ MAX_RECENT_PROMPTS = 30
 class RefSAM3DSettings:
     model: str = DEFAULT_MODEL  # a model-zoo name or a checkpoint file
     device: str = "auto"
+    compute: str = "local"  # "local": the model runs in Slicer; "server": prompts go to server_url
+    server_url: str = ""  # e.g. http://gpu-server:8765
+    server_token: str = field(default="", repr=False)  # the content of the server's --token-file (Slicer's settings)
     modality: str = "auto"  # auto: the engine tells CT from MR by intensities
     threshold: float = 0.5  # probability above which a voxel is inside
     presence_threshold: float = 0.5  # below this a text prompt is reported "not found"
@@ -46,6 +53,9 @@ class RefSAM3DSettings:
         checks = {
             "model": lambda v: isinstance(v, str) and v.strip() != "",
             "device": lambda v: v in DEVICES,
+            "compute": lambda v: v in COMPUTE,
+            "server_url": lambda v: isinstance(v, str) and len(v) < 2048,
+            "server_token": lambda v: isinstance(v, str) and len(v) < 4096 and all(32 < ord(c) < 127 for c in v),
             "modality": lambda v: v in MODALITIES,
             "threshold": lambda v: _is_number(v) and 0.0 < v < 1.0,
             "presence_threshold": lambda v: _is_number(v) and 0.0 <= v <= 1.01,
@@ -55,7 +65,7 @@ class RefSAM3DSettings:
         }
         for name, ok in checks.items():
             if not ok(getattr(good, name)):
-                log.warning("RefSAM3D setting %s=%r is not valid; using %r", name, getattr(good, name),
+                log.warning("RefSAM3D setting %s=%s is not valid; using %r", name, _shown(name, getattr(good, name)),
                             getattr(default, name))
                 setattr(good, name, getattr(default, name))
         good.recent_prompts = good.recent_prompts[:MAX_RECENT_PROMPTS]
@@ -68,6 +78,10 @@ class RefSAM3DSettings:
         if text:
             self.recent_prompts = [text] + [p for p in self.recent_prompts if p.lower() != text.lower()]
             self.recent_prompts = self.recent_prompts[:MAX_RECENT_PROMPTS]
+
+
+def _shown(name: str, value) -> str:
+    return "(hidden)" if name in SECRETS else repr(value)
 
 
 def _is_number(value) -> bool:
@@ -101,7 +115,8 @@ def settings_from_dict(values: dict) -> RefSAM3DSettings:
         try:
             setattr(result, f.name, _coerce(f.name, values[f.name], getattr(result, f.name)))
         except (TypeError, ValueError) as error:
-            log.warning("RefSAM3D setting %s=%r cannot be read (%s); using the default", f.name, values[f.name], error)
+            log.warning("RefSAM3D setting %s=%s cannot be read (%s); using the default", f.name,
+                        _shown(f.name, values[f.name]), error if f.name not in SECRETS else type(error).__name__)
     return result.validated()
 
 

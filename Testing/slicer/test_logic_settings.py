@@ -79,3 +79,28 @@ def test_model_and_device_choices():
     names = [choice.name for choice in model_choices()]
     assert names[0] == "refsam3d-lite" and "sam-vit-b" not in names
     assert device_choices() == ("auto", "cuda", "cpu")
+
+
+def test_compute_on_a_server_settings_round_trip_and_the_token_is_never_shown(tmp_path, caplog):
+    import logging
+
+    from RefSAM3DSlicerLib import ComputeTarget, InputError, JsonSettingsStore, RefSAM3DSettings
+    from RefSAM3DSlicerLib.settings import settings_from_dict
+
+    secret = "a-secret-token-0123456789"
+    settings = RefSAM3DSettings(compute="server", server_url="gpu-server:8765/", server_token=secret)
+    store = JsonSettingsStore(tmp_path / "settings.json")
+    store.save(settings)
+    assert store.load() == settings
+    target = ComputeTarget.from_settings(settings)
+    assert target.remote and target.server_url == "http://gpu-server:8765" and target.token == secret
+    assert secret not in repr(settings) and secret not in repr(target)
+    with caplog.at_level(logging.WARNING):
+        damaged = settings_from_dict({"compute": "cloud", "server_token": "not a token " + secret})
+    assert damaged.compute == "local" and damaged.server_token == ""
+    assert secret not in caplog.text and "server_token=(hidden)" in caplog.text
+    for url, words in (("", "enter the RefSAM3D server's address"), ("ftp://host", "use http:// or https://"),
+                       ("http://user:pw@host:1", "must not hold a user name or token")):
+        with pytest.raises(InputError, match=words):
+            ComputeTarget.from_settings(RefSAM3DSettings(compute="server", server_url=url))
+    assert not ComputeTarget.from_settings(RefSAM3DSettings()).remote

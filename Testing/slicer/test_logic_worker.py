@@ -100,7 +100,13 @@ def test_click_refinement_reuses_the_models_own_probability(make_logic, make_vol
     target = logic.segment(volume, segmentation, text="liver").added_segment_ids[0]
     previous = logic._replacement_context(segmentation, target, volume)
     assert isinstance(previous, SegmentResult)  # untouched since: the model's probability map
+    import numpy as np
     import slicer
+
+    written = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, target, volume)
+    assert written.any()
+    np.testing.assert_array_equal(previous.mask, written.transpose(2, 1, 0) > 0)  # and its whole mask, for engines
+    # that refine from the previous mask
 
     edited = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation, target, volume)
     edited[0, 0, 0] = 1 - edited[0, 0, 0]
