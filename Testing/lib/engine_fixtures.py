@@ -24,6 +24,7 @@ def tiny_model(seed: int = 0) -> RefSAM3D:
 
 def tiny_predictor(**kwargs) -> RefSAM3DPredictor:
     kwargs.setdefault("presence_threshold", 0.0)
+    kwargs.setdefault("anatomy_prior", False)  # these tests are about the network's own paths
     return RefSAM3DPredictor(tiny_model(), device="cpu", **kwargs)
 
 

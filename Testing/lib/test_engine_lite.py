@@ -21,7 +21,7 @@ def lite_tiny_predictor() -> RefSAM3DPredictor:
         for name, p in model.named_parameters():
             if p.requires_grad and p.abs().sum() == 0 and "bias" not in name:
                 p.normal_(0, 0.05)
-    return RefSAM3DPredictor(model.eval(), device="cpu", presence_threshold=0.0)
+    return RefSAM3DPredictor(model.eval(), device="cpu", presence_threshold=0.0, anatomy_prior=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,114 @@
+"""Speed and memory of the locate and delineate stages on a clinical-size CT, as a user meets them.
+
+    python benchmarks/bench_delineation.py --json runs/bench-delineation.json
+    python benchmarks/bench_delineation.py --quick        # the 3 mm sample CT itself: checks the script end to end
+
+The CT is the bundled sample CT resampled onto 512 x 512 x 300 voxels of 0.8 x 0.8 x 1.25 mm
+(``bench_engine.real_size_ct``); its labels give the left kidney's box and a corrective click in RAS (the same
+physical space). Measured in one process, in this order, each from a fresh session where it says so:
+
+* box on the left kidney, file -> mask: read the NIfTI, open a session, delineate, write the mask (NIfTI);
+* a corrective include click on that result (the slices it needs are encoded already);
+* the same box through the network's own 3D decoder (``delineation=False``), for the ratio;
+* text "left kidney" on a fresh session: fitting the reference CTs, then locate + delineate; then text
+  "spleen" on the same session (the fit is reused);
+and the process's peak resident memory. Run it on a quiet machine; compare ratios from one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_engine import real_size_ct, sample_ct_path  # noqa: E402
+from timing import environment  # noqa: E402
+
+from RefSAM3DLib.engine.predictor import RefSAM3DPredictor  # noqa: E402
+from RefSAM3DLib.engine.prompts import Prompt  # noqa: E402
+from RefSAM3DLib.evaluation.interactive import bounding_box_ras  # noqa: E402
+from RefSAM3DLib.io.exporters import export_segments  # noqa: E402
+from RefSAM3DLib.io.readers import read_label_volume, read_volume  # noqa: E402
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def kidney_box_and_click() -> tuple[tuple, tuple]:
+    """The sample CT's left kidney: its RAS box, and an include click 5 mm outside its upper pole's mask."""
+    labels_path = Path(sample_ct_path()).with_name("sample_ct_abdomen_3mm_labels.nii.gz")
+    labels = read_label_volume(labels_path)
+    kidney = labels.array == 3
+    box = bounding_box_ras(kidney, labels.geometry)
+    voxels = np.argwhere(kidney)
+    top = voxels[voxels[:, 2] == voxels[:, 2].max()].mean(0)
+    click = tuple(float(v) for v in labels.geometry.ijk_to_ras(top[None])[0])
+    return box, click
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="refsam3d-lite")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    box, click = kidney_box_and_click()
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(sample_ct_path()) if args.quick else real_size_ct(Path(tmp))
+        t = time.perf_counter()
+        predictor = RefSAM3DPredictor.from_pretrained(args.model, device="cpu")
+        figures["model load s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        volume = read_volume(image)
+        session = predictor.open(volume)
+        kidney, = session.segment(Prompt(box=box))
+        export_segments(Path(tmp) / "kidney.nii.gz", [kidney], volume)
+        figures["box on a kidney, file -> mask s"] = time.perf_counter() - t
+        figures["box: slices encoded"] = float(session.delineation.encoded_slices)
+
+        t = time.perf_counter()
+        session.segment(Prompt(box=box, points=[click], point_labels=[True], previous=kidney))
+        figures["corrective click s"] = time.perf_counter() - t
+
+        network = RefSAM3DPredictor.from_pretrained(args.model, device="cpu", delineation=False)
+        t = time.perf_counter()
+        network.open(volume).segment(Prompt(box=box))
+        figures["same box, network's 3D decoder s"] = time.perf_counter() - t
+        del network
+
+        t = time.perf_counter()
+        fresh = predictor.open(volume)
+        fresh.locate.fit()
+        figures["fit the reference CTs s"] = time.perf_counter() - t
+        fresh.segment(Prompt(text="left kidney"))
+        figures["text 'left kidney' incl. fit s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        fresh.segment(Prompt(text="spleen"))
+        figures["later text 'spleen' s"] = time.perf_counter() - t
+    figures["peak RSS GB"] = peak_rss_gb()
+    report = {"environment": environment(torch.device("cpu")), "threads": args.threads,
+              "image": "sample CT (3 mm)" if args.quick else "512x512x300 at 0.8x0.8x1.25 mm",
+              "date": time.strftime("%Y-%m-%d"), "figures": figures}
+    for name, value in figures.items():
+        print(f"{name:40s} {value:8.2f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
