@@ -12,8 +12,11 @@ three clicks per structure, each candidate scored against the labels of its slic
   the decoder draws a round blob inside any box;
 * a real object has an edge: the mean image gradient along the candidate's outline times its IoU estimate
   picks better (0.68), and re-prompting the best three with their own tight box -- where the IoU head is
-  calibrated -- and scoring IoU x tight IoU x agreement x edge picks best (0.70; the best candidate of all
-  would give 0.80). Points added to the boxes made every rule worse (LiteMedSAM never saw points).
+  calibrated -- and scoring IoU x tight IoU x agreement x edge picks better still (0.70); weighting both
+  rankings by how much of the mask looks like the clicked tissue (a click in a lesion does not mean the body
+  around it: an 80 HU sphere in soft tissue went from Dice 0.11 to its own shape) gives 0.73 and fewer
+  failures (18 % of clicks under 0.5 instead of 23 %). The best candidate of all would give 0.80. Points
+  added to the boxes made every rule worse (LiteMedSAM never saw points).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from .slice_segmenter import SlicePrompt, SliceSegmenter
 
 HALF_WIDTHS_MM = (8.0, 11.0, 16.0, 22.0, 32.0, 45.0, 64.0, 90.0, 128.0)
 RESCORED = 3  # candidates re-prompted with their own tight box
+SAME_TISSUE = 0.15  # window units: 60 HU in the soft-tissue window
 BORDER_PX = 1.0  # a mask pixel this close to its box's edge touches it
 
 
@@ -73,12 +77,15 @@ def object_at_click(segmenter: SliceSegmenter, view, window, z: int, click_rc: n
         labels = np.zeros(len(points), dtype=int)
     boxes = [square_box(np.asarray(click_rc, float), h, pixel_mm, shape) for h in half_widths_mm]
     results = segmenter.segment(z, view, window, [SlicePrompt(box=b, points=points, labels=labels) for b in boxes])
-    gradient = ndimage.gaussian_gradient_magnitude(window.apply(segmenter.embeddings.slices.slice(z)), 1.0)
+    grey = window.apply(segmenter.embeddings.slices.slice(z))
+    gradient = ndimage.gaussian_gradient_magnitude(grey, 1.0)
+    clicked = float(grey[max(0, cell[0] - 1):cell[0] + 2, max(0, cell[1] - 1):cell[1] + 2].mean())
     candidates = []
     for box, result in zip(boxes, results):
         mask = component_at(result[0].mask, cell)
         if mask.any():
-            candidates.append((result[0].iou * edge_strength(mask, gradient), ClickObject(mask, result[0].iou, box)))
+            score = result[0].iou * edge_strength(mask, gradient) * homogeneity(mask, grey, clicked)
+            candidates.append((score, ClickObject(mask, result[0].iou, box)))
     if not candidates:
         return None
     candidates.sort(key=lambda item: item[0], reverse=True)
@@ -94,6 +101,12 @@ def object_at_click(segmenter: SliceSegmenter, view, window, z: int, click_rc: n
         if best is None or final > best[0]:
             best = (final, ClickObject(mask, again.iou, tight))
     return best[1] if best is not None else candidates[0][1]
+
+
+def homogeneity(mask: np.ndarray, grey: np.ndarray, clicked: float) -> float:
+    """The share of the mask that looks like what was clicked (within 60 HU in the soft-tissue window): a mask
+    that is mostly other tissue (the body around a clicked lesion) is not what the click meant."""
+    return float((np.abs(grey[mask] - clicked) < SAME_TISSUE).mean())
 
 
 def edge_strength(mask: np.ndarray, gradient: np.ndarray) -> float:
