@@ -112,8 +112,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
                         help="where to run (auto: the GPU when there is one)")
     parser.add_argument("--no-anatomy-prior", dest="anatomy_prior", action="store_false",
-                        help="answer text prompts with the network alone, without registering the bundled "
-                             "reference CT onto the scan (see the model card)")
+                        help="answer text prompts with the network alone, without the locate stage (the "
+                             "reference CTs registered onto the scan; see the model card)")
     parser.add_argument("--no-delineation", dest="delineation", action="store_false",
                         help="answer boxes and clicks with the network's own 3D decoder instead of the pretrained "
                              "2D decoder slice by slice (for comparisons; see the model card)")

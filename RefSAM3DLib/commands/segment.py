@@ -65,6 +65,8 @@ def summary_lines(results, elapsed: float) -> list[str]:
         status = "found" if r.found else "not found"
         presence = f"{r.presence:.2f}" if r.presence is not None else "-"
         lines.append(f"{r.name[:28]:28s} {status:10s} {presence:>8s} {r.volume_ml:9.1f} mL")
+        if not r.found and getattr(r, "note", ""):
+            lines.append(f"  {r.note}")
     lines.append(f"{len(results)} prompt(s), {sum(r.found for r in results)} found, {elapsed:.1f} s")
     return lines
 

@@ -184,6 +184,7 @@ def result_message(result, handle: str, wire: WireMask, offset: int) -> dict:
             "terminology": terminology_message(result.terminology), "prompt": result.prompt,
             "concept_id": result.concept_id, "presence": None if result.presence is None else float(result.presence),
             "found": bool(result.found), "volume_ml": float(result.volume_ml), "algorithm_type": result.algorithm_type,
+            "note": getattr(result, "note", ""),
             "timings": {k: float(v) for k, v in getattr(result, "timings", {}).items() if k in _TIMING_KEYS},
             "mask": wire.describe(offset)}
 
@@ -200,4 +201,4 @@ def read_result(message: dict, payload: memoryview, shape: tuple[int, int, int],
         concept_id=message.get("concept_id"), presence=message.get("presence"), found=bool(message["found"]),
         volume_ml=float(message["volume_ml"]), algorithm_type=message.get("algorithm_type", "SEMIAUTOMATIC"),
         session_token=session_id, refinement_id=message.get("result"), timings=dict(message.get("timings") or {}),
-        wire_mask=wire)
+        wire_mask=wire, note=str(message.get("note") or ""))

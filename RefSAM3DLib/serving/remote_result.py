@@ -21,3 +21,4 @@ class RemoteResult(SegmentOutput):
     refinement_id: str | None = None  # its handle on that server
     timings: dict[str, float] = field(default_factory=dict)  # the engine's, the server's and the round trip's
     wire_mask: WireMask | None = field(default=None, repr=False)
+    note: str = ""  # the engine's reason for "not found", or what prompt would help

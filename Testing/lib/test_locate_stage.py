@@ -186,3 +186,15 @@ def test_on_another_patient_text_finds_the_organs(predictor):
         assert result.found and _dice(result.mask, labels == value[name]) > 0.85, text
     bladder, = session.segment(Prompt(text="urinary bladder"))  # a chest CT: the pelvis is not in it
     assert not bladder.found
+
+
+@pytest.mark.slow
+def test_text_no_reference_knows_and_the_network_misses_asks_for_a_click(predictor, shared_data):
+    """An abdominal MR: the references are CT, so "liver" goes to the network's text path, which finds nothing
+    on MR (model card); the answer says so and what would help, instead of staying silent or inventing a mask."""
+    from RefSAM3DLib.io.readers import read_volume
+
+    volume = read_volume(shared_data / "totalsegmentator" / "ts_mr_abdomen_3mm" / "mr.nii.gz")
+    liver, = predictor.open(volume).segment(Prompt(text="liver"))
+    assert not liver.found and not liver.mask.any()
+    assert "click" in liver.note and "box" in liver.note

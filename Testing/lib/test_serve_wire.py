@@ -104,3 +104,18 @@ def test_session_memory_counts_each_buffer_once_and_skips_the_model():
     root.array = np.zeros(500, np.uint8)
     root.view = root.array[100:]
     assert held_bytes(root) == 4000 + 500
+
+
+def test_a_not_found_answer_keeps_its_reason_over_the_wire():
+    """The engine's note ("outside this scan", "place a click ...") is what the panel shows for "not found"."""
+    from RefSAM3DLib.engine.results import SegmentResult
+    from RefSAM3DLib.serving.messages import read_result, result_message
+    from RefSAM3DLib.vocab.concepts import generic_terminology
+
+    empty = np.zeros((6, 5, 4), bool)
+    local = SegmentResult(name="liver", mask=empty, color=(1.0, 0.5, 0.0), terminology=generic_terminology("liver"),
+                          found=False, note="the fitted reference CTs put it outside")
+    wire = encode_mask(empty)
+    header, payload = split_frame(frame_prefix(result_message(local, "r1", wire, 0)) + wire.data)
+    remote = read_result(header, payload, empty.shape, "s1")
+    assert not remote.found and remote.note == local.note

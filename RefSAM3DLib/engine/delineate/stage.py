@@ -40,9 +40,9 @@ SURROUNDINGS_MM = 20.0
 CLICK_RADIUS = 1  # voxels: an include click is always inside the result, an exclude click always outside
 THIN_SLICE_MM = 1.6  # slices this thin or thinner: every other one is decoded, the ones between interpolated
 VERY_THIN_SLICE_MM = 1.0  # ... every third one
-BOX_AGREEMENT = 0.7
+BOX_AGREEMENT = 0.7  # a previous mask spanning this much of the box on each axis (and inside it) came from it
 REGION_MARGIN_MM = 10.0  # a located region's box is grown by this for the walk (registration error)
-CUT_EXTENSION_MM = 40.0  # ... and by this in-plane where the references cut the structure (in z: no end)  # a previous mask spanning this much of the box on each axis (and inside it) came from it
+CUT_EXTENSION_MM = 40.0  # ... and by this in-plane where the references cut the structure (in z: no end)
 
 
 @dataclass

@@ -4,8 +4,10 @@ Each reference that knows the structure votes with its warped label, weighted by
 patient around that structure (``local_correlation``; a reference that fits badly there has no say). The
 fused probability is the weighted mean of the votes; the region is where it reaches one half (the
 "core" the delineation anchors on: boxes from a majority are tighter than from a union). Majority voting was
-chosen over STAPLE and joint label fusion because with two or three references they reduce to nearly the
-same thing, and a weighted vote needs no intensity model of the patient (measured in the model card).
+chosen over STAPLE and joint label fusion because with the two references shipped (often only one of them
+fits a structure) they reduce to nearly the same thing, and a weighted vote needs no intensity model of the
+patient; with more references the comparison should be measured (not done: two references give nothing to
+compare).
 """
 from __future__ import annotations
 
