@@ -12,7 +12,9 @@ physical space). Measured in one process, in this order, each from a fresh sessi
 * the same box through the network's own 3D decoder (``delineation=False``), for the ratio;
 * text "left kidney" on a fresh session: fitting the reference CTs, then locate + delineate; then text
   "spleen" on the same session (the fit is reused);
-and the process's peak resident memory. Run it on a quiet machine; compare ratios from one run.
+and the process's peak resident memory. Run it on a quiet machine; compare ratios from one run. The engine runs on
+one worker thread, as in the Slicer module and the server (on this 2-core CPU the main thread measured 2-3x slower;
+``bench_serve.py``); ``--main-thread`` runs it on the main thread instead, as ``refsam3d segment`` does.
 """
 from __future__ import annotations
 
@@ -57,12 +59,27 @@ def kidney_box_and_click() -> tuple[tuple, tuple]:
 
 
 def main() -> None:
+    args = parse_arguments()
+    if args.main_thread:
+        measure(args)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(measure, args).result()
+
+
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="refsam3d-lite")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json")
-    args = parser.parse_args()
+    parser.add_argument("--main-thread", action="store_true", help="run the engine on the main thread")
+    return parser.parse_args()
+
+
+def measure(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     box, click = kidney_box_and_click()
     figures: dict[str, float] = {}
@@ -102,7 +119,8 @@ def main() -> None:
     figures["peak RSS GB"] = peak_rss_gb()
     report = {"environment": environment(torch.device("cpu")), "threads": args.threads,
               "image": "sample CT (3 mm)" if args.quick else "512x512x300 at 0.8x0.8x1.25 mm",
-              "date": time.strftime("%Y-%m-%d"), "figures": figures}
+              "date": time.strftime("%Y-%m-%d"), "thread": "main" if args.main_thread else "worker",
+              "figures": figures}
     for name, value in figures.items():
         print(f"{name:40s} {value:8.2f}")
     if args.json:
