@@ -12,4 +12,9 @@ class RefSAM3DError(Exception):
     """A problem the user can act on; ``str(error)`` is one line: what is wrong with what, and what to do."""
 
 
-__all__ = ["RefSAM3DError"]
+class Cancelled(Exception):
+    """The caller's cancel flag was set; nothing was returned or written. Not an error: every layer that can be
+    cancelled (the slice encoder, the engine, the server) raises it, so it lives at the bottom."""
+
+
+__all__ = ["Cancelled", "RefSAM3DError"]

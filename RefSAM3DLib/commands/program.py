@@ -1,7 +1,7 @@
 """Running a command as a program: argument parsing, logging, and the rule that bad input is one line, exit 2.
 
-``refsam3d`` (cli.py) and the stand-alone entry points (``python -m RefSAM3DLib.training``, the batch module
-under torchrun) all go through ``run``, so they print errors and choose exit codes the same way: a
+``refsam3d`` (cli.py) and the stand-alone entry points (``python -m RefSAM3DLib.commands.train``, the batch
+module under torchrun) all go through ``run``, so they print errors and choose exit codes the same way: a
 ``RefSAM3DError`` is the user's to fix (one line, code 2), a cancel or Ctrl-C is 130, anything else is a bug
 and keeps its traceback.
 """
@@ -71,6 +71,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def run_one(command: str, add_parser: Callable, argv: list[str] | None = None) -> int:
-    """A single command as its own program (``python -m RefSAM3DLib.training ...`` is ``refsam3d train ...``)."""
+    """A single command as its own program (``python -m RefSAM3DLib.commands.train ...`` is ``refsam3d train ...``)."""
     parser = new_parser(f"refsam3d {command}", [add_parser])
     return run(parser, [command, *(sys.argv[1:] if argv is None else argv)])

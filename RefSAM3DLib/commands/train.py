@@ -1,8 +1,15 @@
-"""`refsam3d train`: train or fine-tune (few-shot included) RefSAM3D on a labelled datalist."""
+"""`refsam3d train`: train or fine-tune (few-shot included) RefSAM3D on a labelled datalist.
+
+Also the torchrun entry point (same options):
+
+    torchrun --nproc_per_node 8 -m RefSAM3DLib.commands.train --datalist data.yaml --config vit_b \
+        --sam-checkpoint sam_vit_b_01ec64.pth --out runs/vit_b
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train or fine-tune a model (torchrun-able: python -m RefSAM3DLib.training)")
+    p = sub.add_parser("train", help="train or fine-tune a model (torchrun-able: python -m RefSAM3DLib.commands.train)")
     add_arguments(p)
     p.set_defaults(func=run)
 
@@ -91,3 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from .program import run_one
 
     return run_one("train", add_parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,5 @@
 """Errors the engine raises on purpose, each with a message a user can act on."""
-from ..errors import RefSAM3DError
-
-
-class Cancelled(Exception):
-    """The caller's cancel flag was set; nothing was returned or written."""
+from ..errors import Cancelled, RefSAM3DError  # noqa: F401  (Cancelled: the engine's callers import it from here)
 
 
 class PromptError(RefSAM3DError, ValueError):

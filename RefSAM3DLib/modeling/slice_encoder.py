@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import Cancelled
 from .tiny_vit import TinyViT, TinyViTFeatures
 
 
@@ -55,8 +56,6 @@ def encode_volume_slices(encoder: SliceEncoder, image: torch.Tensor, batch: int 
     out: list[torch.Tensor] | None = None
     for z0 in range(0, depth, batch):
         if cancel is not None and cancel():
-            from ..engine.errors import Cancelled
-
             raise Cancelled("cancelled by the user; nothing was changed")
         maps = encoder(image[z0:z0 + batch, None].float())
         if out is None:

@@ -75,7 +75,7 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(datalist, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "RefSAM3DLib.training", "--datalist", str(datalist), "--out", str(out), "--config", "tiny",
+           "-m", "RefSAM3DLib.commands.train", "--datalist", str(datalist), "--out", str(out), "--config", "tiny",
            "--steps", "3", "--batch-size", "1", "--epoch-length", "8", "--checkpoint-every", "3", "--device", "cpu",
            "--threads", "1", "--quiet", "--cache-dir", str(tmp_path / "cache")]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
