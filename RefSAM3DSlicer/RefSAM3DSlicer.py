@@ -4,8 +4,8 @@ This file holds only what needs the Slicer application: the module description, 
 Logic class Slicer expects (it inherits all behaviour from RefSAM3DSlicerLib.logic, which is tested
 headless) and the in-app self-test. The widget forwards events to RefSAM3DSlicerLib: the interactive loop
 (interaction.py: per-object state, queued clicks, undo), the prompt markups and their MRML events
-(prompt_markups.py), export.py, batch.py, dependencies.py, and the panel flows of RefSAM3DSlicerUI (dependency
-install, export and batch). Model
+(prompt_markups.py), export.py, batch.py, dependencies.py, and the panel flows of RefSAM3DSlicerUI (settings
+and server check, dependency install, export and batch). Model
 work never runs here: it goes to one persistent worker thread (which runs the model here or talks to a RefSAM3D
 server, per "Compute on"), and a QTimer polls the loop, the batch, a server check or the pip process, so the panel
 stays responsive and Cancel works.
@@ -27,7 +27,8 @@ from RefSAM3DSlicerLib import (
 from RefSAM3DSlicerLib.interaction import InteractiveLoop
 from RefSAM3DSlicerLib.parameter_node import restore_selection, store_selection
 from RefSAM3DSlicerLib.prompt_markups import BOX, EXCLUDE, INCLUDE, PromptMarkups
-from RefSAM3DSlicerLib.shortcuts import PANEL_UNDO, describe_shortcuts, format_shortcuts, parse_shortcuts
+from RefSAM3DSlicerLib.shortcuts import PANEL_UNDO, describe_shortcuts, format_shortcuts
+from RefSAM3DSlicerUI.compute_panel import ComputeSettingsMixin
 from RefSAM3DSlicerUI.dependency_panel import DependencyInstallMixin
 from RefSAM3DSlicerUI.outputs_panel import USER_ERRORS, OutputsMixin
 from slicer.ScriptedLoadableModule import (
@@ -88,7 +89,8 @@ SlicerTotalSegmentator, SlicerMONAIAuto3DSeg, SlicerVoxTell and SlicerNNInteract
 """)
 
 
-class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, DependencyInstallMixin, OutputsMixin):
+class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, ComputeSettingsMixin,
+                           DependencyInstallMixin, OutputsMixin):
     """State and UI only: forwards clicks and buttons to the loop, batch and export of RefSAM3DSlicerLib."""
 
     def __init__(self, parent=None):
@@ -253,37 +255,7 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         """What the place widget's own button does (PromptMarkups clears a drawn box: the new one replaces it)."""
         self._placeWidgets()[role].setPlaceModeEnabled(True)
 
-    # ------------------------------------------------------------------ settings <-> panel
-    def _showSettings(self, settings):
-        if self.ui.modelComboBox.findText(settings.model) < 0:
-            self.ui.modelComboBox.addItem(settings.model)
-        self.ui.modelComboBox.setCurrentText(settings.model)
-        self.ui.computeComboBox.setCurrentIndex(max(0, self.ui.computeComboBox.findData(settings.compute)))
-        self.ui.serverUrlLineEdit.text = settings.server_url
-        self.ui.serverTokenLineEdit.text = settings.server_token
-        self.ui.deviceComboBox.setCurrentText(settings.device)
-        self.ui.modalityComboBox.setCurrentText(settings.modality)
-        self.ui.thresholdSliderWidget.value = settings.threshold
-        self.ui.presenceThresholdSliderWidget.value = min(1.0, settings.presence_threshold)
-        self.ui.largestComponentCheckBox.checked = settings.largest_component
-        self.ui.fillHolesCheckBox.checked = settings.fill_holes
-        self.ui.minimumSizeSpinBox.value = settings.min_size_ml
-        self.ui.supersedeCheckBox.checked = settings.supersede_clicks
-
-    def _settingsFromPanel(self):
-        return replace(self.logic.settings, model=self.ui.modelComboBox.currentText.strip(),
-                       device=self.ui.deviceComboBox.currentText, compute=self.ui.computeComboBox.currentData or "local",
-                       server_url=self.ui.serverUrlLineEdit.text.strip(),
-                       server_token=self.ui.serverTokenLineEdit.text.strip(),
-                       modality=self.ui.modalityComboBox.currentText,
-                       threshold=float(self.ui.thresholdSliderWidget.value),
-                       presence_threshold=float(self.ui.presenceThresholdSliderWidget.value),
-                       largest_component=bool(self.ui.largestComponentCheckBox.checked),
-                       fill_holes=bool(self.ui.fillHolesCheckBox.checked),
-                       min_size_ml=float(self.ui.minimumSizeSpinBox.value),
-                       supersede_clicks=bool(self.ui.supersedeCheckBox.checked),
-                       shortcuts=parse_shortcuts(self.ui.shortcutsLineEdit.text))
-
+    # ------------------------------------------------------------------ settings
     def onPreferencesEdited(self, *_args):
         """Shortcuts, click behaviour and where to compute apply at once (other settings with the next Segment
         press); the server token is stored with Slicer's settings, never in the scene."""
@@ -384,43 +356,6 @@ class RefSAM3DSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin, De
         if not busy:
             self._pollTimer.stop()
         self._updateButtons()
-
-    # ------------------------------------------------------------------ model and dependencies
-    def onBrowseModel(self):
-        path = qt.QFileDialog.getOpenFileName(self.parent, _("Select a RefSAM3D checkpoint"), "",
-                                              _("PyTorch checkpoints (*.pt *.pth *.ckpt);;All files (*)"))
-        if path:
-            self.ui.modelComboBox.addItem(path)
-            self.ui.modelComboBox.setCurrentText(path)
-
-    def onCheckServer(self):
-        """Ask the server who it is on a thread of its own; the answer (or one error line) comes via onPoll."""
-        self.logic.apply_settings(self._settingsFromPanel())
-        try:
-            self._serverCheck = self.logic.check_server()
-        except USER_ERRORS as error:
-            self._setStatus(str(error), "error")
-            return
-        self._setStatus(_("Asking the server..."))
-        self._startPolling()
-
-    def _pollServerCheck(self):
-        if not self._serverCheck.done():
-            return True
-        check, self._serverCheck = self._serverCheck, None
-        try:
-            self._setStatus(_("Connected: ") + check.result())
-        except USER_ERRORS as error:
-            self._setStatus(str(error), "error")
-        except Exception as error:
-            log.exception("RefSAM3D server check failed")
-            self._setStatus(_("Failed: ") + str(error), "error")
-        return False
-
-    def onUnloadModel(self):
-        if not self.logic.busy:
-            self.logic.release_model()
-            self._setStatus(_("Model unloaded; the next prompt loads it again."))
 
     # ------------------------------------------------------------------ helpers
     def _setStatus(self, text, kind="ok"):

@@ -64,3 +64,14 @@ def make_segments():
         ]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def delineating_predictor():
+    """The shipped default model on the CPU, with its delineation stage (LiteMedSAM as published); loaded once."""
+    from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
+
+    predictor = RefSAM3DPredictor.from_pretrained(device="cpu")
+    if not predictor.delineation:
+        pytest.skip("the default model has no delineation network")
+    return predictor

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from .compute import ComputeTarget
+from .session_table import SessionTable
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +26,21 @@ def load_predictor(model: str, device: str):
 class LocalEngine:
     def __init__(self, predictor_factory: Callable[[str, str], object] | None = None, max_sessions: int = 1) -> None:
         self._factory = predictor_factory or load_predictor
-        self.max_sessions = max(1, int(max_sessions))
         self.target = ComputeTarget()  # what preload() loads; the worker sets it
         self._lock = threading.Lock()
         self._predictor = None
         self._loaded: tuple[str, str] | None = None
-        self._sessions: OrderedDict[tuple, object] = OrderedDict()
-        self.sessions_opened = 0
+        self._sessions = SessionTable(max_sessions)
+
+    @property
+    def sessions_opened(self) -> int:
+        return self._sessions.opened
 
     def has_session(self, key: tuple) -> bool:
-        with self._lock:
-            return key in self._sessions
+        return key in self._sessions
 
     def session(self, key: tuple):
-        with self._lock:
-            return self._sessions.get(key)
+        return self._sessions.get(key)
 
     def session_token(self, key: tuple):
         session = self.session(key)
@@ -67,8 +67,8 @@ class LocalEngine:
 
     def release(self) -> None:
         """Forget the model and every session (frees GPU memory); the next job loads it again."""
+        self._sessions.clear()
         with self._lock:
-            self._sessions.clear()
             self._predictor = None
             self._loaded = None
         _free_device_cache()
@@ -87,25 +87,17 @@ class LocalEngine:
         return self._predictor
 
     def _session_for(self, key: tuple, volume, predictor, progress):
-        with self._lock:
-            session = self._sessions.get(key)
-            if session is not None:
-                self._sessions.move_to_end(key)
-                return session
+        session = self._sessions.use(key)
+        if session is not None:
+            return session
         if volume is None:
             raise RuntimeError("the volume changed while segmenting; press Segment again")
-        with self._lock:  # make room first: two volumes' embeddings may not fit on the GPU together
-            evicted = len(self._sessions) >= self.max_sessions
-            while len(self._sessions) >= self.max_sessions:
-                self._sessions.popitem(last=False)
-        if evicted:
+        if self._sessions.make_room():
             _free_device_cache()
         if progress is not None:
             progress(0.0, "preparing the volume")
         session = predictor.open(volume, modality=key[2])
-        with self._lock:
-            self._sessions[key] = session
-            self.sessions_opened += 1
+        self._sessions.add(key, session)
         return session
 
 

@@ -9,11 +9,10 @@ Only the standard library and numpy are used (``RefSAM3DLib.serving.client``): n
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from .compute import ComputeTarget
+from .session_table import SessionTable
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +23,17 @@ class ServerEngine:
 
         self.target = target
         self.client = (client_factory or ServerClient)(target.server_url, target.token or None)
-        self.max_sessions = max(1, int(max_sessions))
-        self._lock = threading.Lock()
-        self._sessions: OrderedDict[tuple, object] = OrderedDict()  # key -> RemoteSession
-        self.sessions_opened = 0
+        self._sessions = SessionTable(max_sessions)  # key -> RemoteSession
+
+    @property
+    def sessions_opened(self) -> int:
+        return self._sessions.opened
 
     def has_session(self, key: tuple) -> bool:
-        with self._lock:
-            return key in self._sessions
+        return key in self._sessions
 
     def session(self, key: tuple):
-        with self._lock:
-            return self._sessions.get(key)
+        return self._sessions.get(key)
 
     def session_token(self, key: tuple):
         remote = self.session(key)
@@ -58,30 +56,19 @@ class ServerEngine:
 
     def release(self) -> None:
         """Close the remote sessions now (they would expire on the server anyway)."""
-        with self._lock:
-            remotes = list(self._sessions.values())
-            self._sessions.clear()
-        for remote in remotes:
+        for remote in self._sessions.clear():
             remote.close()
         self.client.close()
 
     def _remote_for(self, key: tuple, volume, progress, cancel):
-        with self._lock:
-            remote = self._sessions.get(key)
-            if remote is not None:
-                self._sessions.move_to_end(key)
-                return remote
+        remote = self._sessions.use(key)
+        if remote is not None:
+            return remote
         if volume is None:
             raise RuntimeError("the volume changed while segmenting; press Segment again")
-        with self._lock:
-            stale = []
-            while len(self._sessions) >= self.max_sessions:
-                stale.append(self._sessions.popitem(last=False)[1])
-        for old in stale:
+        for old in self._sessions.make_room():
             old.close()
         remote = self.client.open(volume, modality=key[2], progress=progress, cancel=cancel)
-        with self._lock:
-            self._sessions[key] = remote
-            self.sessions_opened += 1
+        self._sessions.add(key, remote)
         log.info("volume uploaded to %s in %.2f s", self.client.url, remote.upload_seconds)
         return remote

@@ -17,16 +17,6 @@ pytestmark = pytest.mark.slow
 SPHERES = [(-600.0, 15.0), (120.0, 21.0), (300.0, 27.0)]  # HU, radius mm
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
-
-    predictor = RefSAM3DPredictor.from_pretrained(device="cpu")
-    if not predictor.delineation:
-        pytest.skip("the default model has no delineation network")
-    return predictor
-
-
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * float((a & b).sum()) / max(1.0, float(a.sum() + b.sum()))
 
@@ -47,9 +37,9 @@ def _sphere_volume(hu: float, radius_mm: float) -> tuple[Volume, np.ndarray]:
 
 
 @pytest.mark.parametrize("hu,radius", SPHERES)
-def test_one_click_in_a_sphere_returns_the_sphere(predictor, hu, radius):
+def test_one_click_in_a_sphere_returns_the_sphere(delineating_predictor, hu, radius):
     volume, sphere = _sphere_volume(hu, radius)
-    session = predictor.open(volume)
+    session = delineating_predictor.open(volume)
     masks = click_series(session, sphere, volume.geometry, [1])
     assert _dice(masks[1], sphere) >= 0.9
 
@@ -76,19 +66,19 @@ def _checked_session(session, reference, geometry, clicks: int) -> list[float]:
     return scores
 
 
-def test_click_invariants_hold_in_every_step_of_a_session(predictor):
+def test_click_invariants_hold_in_every_step_of_a_session(delineating_predictor):
     volume, sphere = _sphere_volume(120.0, 21.0)
-    session = predictor.open(volume)
+    session = delineating_predictor.open(volume)
     _checked_session(session, sphere, volume.geometry, 5)
 
 
-def test_a_box_on_a_real_kidney_returns_it_and_encodes_its_slices_once(predictor, shared_data):
+def test_a_box_on_a_real_kidney_returns_it_and_encodes_its_slices_once(delineating_predictor, shared_data):
     from RefSAM3DLib.io.readers import read_label_volume, read_volume
 
     folder = shared_data / "totalsegmentator" / "ts_p1_ct_abdomen_3mm"
     volume = read_volume(folder / "ct.nii.gz")
     kidney = read_label_volume(folder / "seg_total_v1.nii.gz").array == 3
-    session = predictor.open(volume)
+    session = delineating_predictor.open(volume)
     box = bounding_box_ras(kidney, volume.geometry)
     result, = session.segment(Prompt(box=box))
     assert result.found and _dice(result.mask, kidney) > 0.9
@@ -101,9 +91,9 @@ def test_a_box_on_a_real_kidney_returns_it_and_encodes_its_slices_once(predictor
     assert session._cache is None  # the network's model-space image was never built for a box
 
 
-def test_a_box_around_nothing_is_not_found(predictor):
+def test_a_box_around_nothing_is_not_found(delineating_predictor):
     volume, _ = _sphere_volume(120.0, 15.0)
-    session = predictor.open(volume)
+    session = delineating_predictor.open(volume)
     geometry = volume.geometry
     corners = geometry.ijk_to_ras(np.asarray([[2.0, 2.0, 20.0], [14.0, 14.0, 40.0]]))  # air outside the body
     result, = session.segment(Prompt(box=(tuple(corners[0]), tuple(corners[1]))))

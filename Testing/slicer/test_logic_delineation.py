@@ -14,18 +14,8 @@ pytestmark = pytest.mark.slow
 LOCAL_MM = 80.0  # a click's edit stays within this distance of the click
 
 
-@pytest.fixture(scope="module")
-def real_predictor():
-    from RefSAM3DLib.engine.predictor import RefSAM3DPredictor
-
-    predictor = RefSAM3DPredictor.from_pretrained(device="cpu")
-    if not predictor.delineation:
-        pytest.skip("the default model has no delineation network")
-    return predictor
-
-
 @pytest.fixture
-def kidney_panel(scene, shared_data, real_predictor):
+def kidney_panel(scene, shared_data, delineating_predictor):
     import slicer
     from RefSAM3DSlicerLib import ModelWorker, RefSAM3DLogic, RefSAM3DSettings
     from RefSAM3DSlicerLib.interaction import InteractiveLoop
@@ -41,7 +31,7 @@ def kidney_panel(scene, shared_data, real_predictor):
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
     segmentation.CreateDefaultDisplayNodes()
     segmentation.SetReferenceImageGeometryParameterFromVolumeNode(node)
-    worker = ModelWorker(predictor_factory=lambda model, device: real_predictor, synchronous=True)
+    worker = ModelWorker(predictor_factory=lambda model, device: delineating_predictor, synchronous=True)
     logic = RefSAM3DLogic(worker=worker, settings=RefSAM3DSettings(model="refsam3d-lite", device="cpu"))
     loop = InteractiveLoop(logic)
     markups = PromptMarkups(loop, lambda: (node, segmentation), ready=lambda: True)
