@@ -217,6 +217,20 @@ class Session:
 
     def _delineate_region(self, prompt: Prompt, region, progress, cancel, post: PostProcessing,
                           return_probability: bool) -> SegmentResult:
+        stage_ = self.delineation
+        outcome, mask, timings = self._run_delineation(
+            lambda: stage_.run_region(region_prompt(region, stage_.slices), cancel), progress, cancel)
+        result = build_mask_result(prompt, mask, outcome.found, region.confidence if outcome.found else 0.0, post,
+                                   self.volume, return_probability, self.token)
+        if not result.found:
+            result.note = outcome.reason
+        result.timings = timings
+        report(progress, 1, 1, "done")
+        return result
+
+    def _run_delineation(self, run, progress, cancel):
+        """``run()`` on the delineation stage, its slice encodings reported and cancellable -> (outcome, the mask
+        on the volume grid, timings)."""
         t0 = time.perf_counter()
         stage_ = self.delineation
         report(progress, 0, 1, "delineating")
@@ -224,21 +238,16 @@ class Session:
             encode_progress = _EncodeProgress(progress, cancel)
             stage_.embeddings.on_encode = encode_progress
             try:
-                outcome = stage_.run_region(region_prompt(region, stage_.slices), cancel)
+                outcome = run()
             finally:
                 stage_.embeddings.on_encode = None
         check_cancel(cancel)
+        t_decode = time.perf_counter()
         with stage("back to the volume grid"):
             mask = stage_.slices.mask_to_volume(outcome.mask)
-        result = build_mask_result(prompt, mask, outcome.found, region.confidence if outcome.found else 0.0, post,
-                                   self.volume, return_probability, self.token)
-        if not result.found:
-            result.note = outcome.reason
         t_end = time.perf_counter()
-        result.timings = {"encode_s": 0.0, "decode_s": t_end - t0, "output_s": 0.0, "total_s": t_end - t0,
-                          "slices_encoded": float(encode_progress.count)}
-        report(progress, 1, 1, "done")
-        return result
+        return outcome, mask, {"encode_s": 0.0, "decode_s": t_decode - t0, "output_s": t_end - t_decode,
+                               "total_s": t_end - t0, "slices_encoded": float(encode_progress.count)}
 
     def _network_in_region(self, prompt: Prompt, region, progress, cancel, post: PostProcessing,
                            return_probability: bool) -> SegmentResult:
@@ -252,7 +261,6 @@ class Session:
 
     def _delineate(self, prompt: Prompt, progress, cancel, post: PostProcessing,
                    return_probability: bool) -> SegmentResult:
-        t0 = time.perf_counter()
         stage_ = self.delineation
         points = prompt.points_array()
         check_points_inside(self.volume, points)
@@ -270,26 +278,14 @@ class Session:
         region = self._locate(prompt, progress, cancel) if prompt.text else None
         if region is not None and region.state == "outside":  # the text's verdict; the clicks draw the shape
             presence, reason = 0.0, region.reason
-        report(progress, 0, 1, "delineating")
-        with stage("delineate"):
-            encode_progress = _EncodeProgress(progress, cancel)
-            stage_.embeddings.on_encode = encode_progress
-            try:
-                outcome = stage_.run(DelineationRequest(box, zrc, labels, previous), cancel)
-            finally:
-                stage_.embeddings.on_encode = None
-        check_cancel(cancel)
-        t_decode = time.perf_counter()
-        with stage("back to the volume grid"):
-            mask = stage_.slices.mask_to_volume(outcome.mask)
+        outcome, mask, timings = self._run_delineation(
+            lambda: stage_.run(DelineationRequest(box, zrc, labels, previous), cancel), progress, cancel)
         found = outcome.found and presence > 0
         result = build_mask_result(prompt, mask, found, presence if found else 0.0, post, self.volume,
                                    return_probability, self.token)
         if not result.found:
             result.note = reason or outcome.reason
-        t_end = time.perf_counter()
-        result.timings = {"encode_s": 0.0, "decode_s": t_decode - t0, "output_s": t_end - t_decode,
-                          "total_s": t_end - t0, "slices_encoded": float(encode_progress.count)}
+        result.timings = timings
         report(progress, 1, 1, "done")
         return result
 
