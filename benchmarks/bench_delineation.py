@@ -8,7 +8,8 @@ The CT is the bundled sample CT resampled onto 512 x 512 x 300 voxels of 0.8 x 0
 physical space). Measured in one process, in this order, each from a fresh session where it says so:
 
 * box on the left kidney, file -> mask: read the NIfTI, open a session, delineate, write the mask (NIfTI);
-* a corrective include click on that result (the slices it needs are encoded already);
+* the next corrective click on that result, as the evaluation's click simulator would make it (the centre of the
+  largest error against the kidney's label, include or exclude);
 * the same box through the network's own 3D decoder (``delineation=False``), for the ratio;
 * text "left kidney" on a fresh session: fitting the reference CTs, then locate + delineate; then text
   "spleen" on the same session (the fit is reused);
@@ -37,7 +38,7 @@ from timing import environment  # noqa: E402
 
 from RefSAM3DLib.engine.predictor import RefSAM3DPredictor  # noqa: E402
 from RefSAM3DLib.engine.prompts import Prompt  # noqa: E402
-from RefSAM3DLib.evaluation.interactive import bounding_box_ras  # noqa: E402
+from RefSAM3DLib.evaluation.interactive import bounding_box_ras, next_click  # noqa: E402
 from RefSAM3DLib.io.exporters import export_segments  # noqa: E402
 from RefSAM3DLib.io.readers import read_label_volume, read_volume  # noqa: E402
 
@@ -46,16 +47,25 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def kidney_box_and_click() -> tuple[tuple, tuple]:
-    """The sample CT's left kidney: its RAS box, and an include click 5 mm outside its upper pole's mask."""
-    labels_path = Path(sample_ct_path()).with_name("sample_ct_abdomen_3mm_labels.nii.gz")
-    labels = read_label_volume(labels_path)
-    kidney = labels.array == 3
-    box = bounding_box_ras(kidney, labels.geometry)
-    voxels = np.argwhere(kidney)
-    top = voxels[voxels[:, 2] == voxels[:, 2].max()].mean(0)
-    click = tuple(float(v) for v in labels.geometry.ijk_to_ras(top[None])[0])
-    return box, click
+def kidney_label():
+    """The sample CT's left kidney (bool, on the sample CT's own grid) and that grid."""
+    labels = read_label_volume(Path(sample_ct_path()).with_name("sample_ct_abdomen_3mm_labels.nii.gz"))
+    return labels.array == 3, labels.geometry
+
+
+def corrective_click(result_mask: np.ndarray, result_geometry, kidney: np.ndarray, kidney_geometry):
+    """The click the evaluation's simulator makes next (``next_click``): the result is read at the label's voxel
+    centres (nearest voxel of the result's grid), the click goes back as RAS with its sign."""
+    ijk = np.argwhere(np.ones(kidney.shape, dtype=bool)).astype(float)
+    target = np.round(result_geometry.ras_to_ijk(kidney_geometry.ijk_to_ras(ijk))).astype(int)
+    inside = np.all((target >= 0) & (target < np.asarray(result_mask.shape)), axis=1)
+    seen = np.zeros(len(ijk), dtype=bool)
+    seen[inside] = result_mask[tuple(target[inside].T)]
+    step = next_click(seen.reshape(kidney.shape), kidney, np.asarray(kidney_geometry.spacing, dtype=float))
+    if step is None:
+        return None
+    voxel, positive = step
+    return tuple(float(v) for v in kidney_geometry.ijk_to_ras(np.asarray([voxel], dtype=float))[0]), positive
 
 
 def main() -> None:
@@ -81,7 +91,8 @@ def parse_arguments() -> argparse.Namespace:
 
 def measure(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    box, click = kidney_box_and_click()
+    kidney_reference, kidney_geometry = kidney_label()
+    box = bounding_box_ras(kidney_reference, kidney_geometry)
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(sample_ct_path()) if args.quick else real_size_ct(Path(tmp))
@@ -97,9 +108,13 @@ def measure(args: argparse.Namespace) -> None:
         figures["box on a kidney, file -> mask s"] = time.perf_counter() - t
         figures["box: slices encoded"] = float(session.delineation.encoded_slices)
 
+        click, include = corrective_click(kidney.mask, volume.geometry, kidney_reference, kidney_geometry)
+        decoded = session.delineation.segmenter.decoded
         t = time.perf_counter()
-        session.segment(Prompt(box=box, points=[click], point_labels=[True], previous=kidney))
+        session.segment(Prompt(box=box, points=[click], point_labels=[include], previous=kidney))
         figures["corrective click s"] = time.perf_counter() - t
+        figures["click: slices decoded"] = float(session.delineation.segmenter.decoded - decoded)
+        figures["click: include"] = float(include)
 
         network = RefSAM3DPredictor.from_pretrained(args.model, device="cpu", delineation=False)
         t = time.perf_counter()

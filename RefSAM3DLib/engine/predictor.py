@@ -35,6 +35,20 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix work runs natively on ``device`` (CUDA; a CPU with AVX-512 BF16 or AMX): there
+    the slice encoder runs in bfloat16 -- twice as fast on this project's 2-core CPU, at the same Dice
+    (benchmarks/RESULTS.md) -- and elsewhere in float32, where emulated bfloat16 would only be slower."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
@@ -43,13 +57,16 @@ class RefSAM3DPredictor:
     def __init__(self, model: RefSAM3D, device: str | torch.device = "auto", overlap: float | None = None,
                  batch_size: int | None = None, presence_threshold: float = 0.5, presence_gating: bool = True,
                  metadata: dict | None = None, anatomy_prior: bool = True, slice_stride: int | None = None,
-                 slice_sam=None, delineation: bool = True, leave_out_references: tuple[str, ...] = ()) -> None:
+                 slice_sam=None, delineation: bool = True, leave_out_references: tuple[str, ...] = (),
+                 slice_bf16: bool | None = None) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
         # the delineation stage's network (pretrained LiteMedSAM; its TinyViT is the lite model's own): boxes and
         # clicks go to it -- on new patients it beats the trained 3D decoder by a wide margin (model card)
         self.slice_sam = slice_sam.to(self.device) if slice_sam is not None else None
         self.delineation = bool(delineation) and self.slice_sam is not None
+        # the slice encoder (about a second per slice on two CPU cores) in bfloat16 where the hardware has it
+        self.slice_bf16 = native_bf16(self.device) if slice_bf16 is None else bool(slice_bf16)
         # lite windows cover whole slices, so overlap only acts in depth, where a quarter suffices
         self.overlap = overlap if overlap is not None else (0.25 if model.config.is_lite else 0.5)
         self.presence_threshold = presence_threshold

@@ -9,6 +9,7 @@ import torch
 
 from ..io.segments import SegmentOutput
 from .postprocess import PostProcessing
+from .mask_bounds import mask_box
 from .profiling import stage
 from .prompts import Prompt
 
@@ -56,8 +57,7 @@ def build_mask_result(prompt: Prompt, mask: np.ndarray, found: bool, presence: f
     mask = np.asarray(mask, dtype=bool)
     if found and mask.any() and (post.largest_component or post.fill_holes or post.min_size_ml > 0):
         with stage("post-process"):  # on the mask's bounding box: a whole clinical CT would cost seconds
-            nz = np.argwhere(mask)
-            box = tuple(slice(max(0, int(lo) - 1), int(hi) + 2) for lo, hi in zip(nz.min(0), nz.max(0)))
+            box = mask_box(mask, margin=1)
             kept = post.apply(mask[box].astype(np.float32), volume.geometry.voxel_volume_ml) >= post.threshold
             mask = np.zeros_like(mask)
             mask[box] = kept

@@ -90,7 +90,7 @@ class Session:
         """The delineation stage (boxes, clicks): the pretrained 2D decoder on the slices a prompt visits."""
         if self._delineation is None and self.predictor.delineation:
             self._delineation = DelineationStage(self.predictor.slice_sam, self.volume, self.modality,
-                                                 self.predictor.device, amp=self.predictor.amp)
+                                                 self.predictor.device, amp=self.predictor.slice_bf16)
         return self._delineation
 
     # ------------------------------------------------------------------ what callers and tests look at

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...io.volume import Volume
+from ..mask_bounds import mask_bounds
 from ..reorientation import AxisReorientation
 
 
@@ -64,11 +65,31 @@ class AxialSlices:
         return out
 
     def mask_to_volume(self, mask: np.ndarray) -> np.ndarray:
-        """A (z, row, col) mask -> the user's (i, j, k) grid."""
-        canonical = np.transpose(mask, (2, 1, 0))[::-1, ::-1, :]
-        return np.ascontiguousarray(self.reorientation.inverse(canonical))
+        """A (z, row, col) mask -> the user's (i, j, k) grid (zero outside the mask's bounding box, which alone
+        is moved: a structure is a few percent of a clinical CT)."""
+        return self._move_box(mask, self._to_user, self.to_ijk, tuple(self.volume.geometry.shape))
 
     def mask_from_volume(self, mask: np.ndarray) -> np.ndarray:
         """A mask on the user's (i, j, k) grid -> (z, row, col)."""
-        canonical = self.reorientation.forward(np.asarray(mask))
-        return np.ascontiguousarray(np.transpose(canonical[::-1, ::-1, :], (2, 1, 0)))
+        return self._move_box(np.asarray(mask), self._from_user, self.from_ijk, self.shape)
+
+    def _to_user(self, block: np.ndarray) -> np.ndarray:
+        return self.reorientation.inverse(np.transpose(block, (2, 1, 0))[::-1, ::-1, :])
+
+    def _from_user(self, block: np.ndarray) -> np.ndarray:
+        return np.transpose(self.reorientation.forward(block)[::-1, ::-1, :], (2, 1, 0))
+
+    @staticmethod
+    def _move_box(mask: np.ndarray, move, corner_to, out_shape) -> np.ndarray:
+        """Axis permutations and flips carry a box to a box: move the occupied block, place it where its
+        corners land."""
+        out = np.zeros(out_shape, dtype=mask.dtype)
+        bounds = mask_bounds(mask)
+        if bounds is None:
+            return out
+        lo, hi = bounds
+        corners = np.round(corner_to(np.stack([lo, hi]).astype(float))).astype(int)
+        start, stop = corners.min(0), corners.max(0) + 1
+        out[tuple(slice(a, b) for a, b in zip(start, stop))] = move(
+            mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1])
+        return out

@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from ...io.volume import Volume
 from ..errors import PromptError
+from ..mask_bounds import mask_bounds
 from ..progress import check_cancel
 from .axial_slices import AxialSlices
 from .box_delineation import Delineation, box_slices, delineate_box, walk_from
@@ -38,8 +39,8 @@ BODY_HU = -400.0
 LUNG_FRACTION = 0.5  # more of the prompt's surroundings than this below LUNG_AIR_HU: the lung window
 SURROUNDINGS_MM = 20.0
 CLICK_RADIUS = 1  # voxels: an include click is always inside the result, an exclude click always outside
-THIN_SLICE_MM = 1.6  # slices this thin or thinner: every other one is decoded, the ones between interpolated
-VERY_THIN_SLICE_MM = 1.0  # ... every third one
+DECODED_GAP_MM = 3.75  # thin slices: decoded ones at most this far apart, the ones between interpolated ...
+MAX_STEP = 4  # ... and never more than this many slices apart
 BOX_AGREEMENT = 0.7  # a previous mask spanning this much of the box on each axis (and inside it) came from it
 REGION_MARGIN_MM = 10.0  # a located region's box is grown by this for the walk (registration error)
 CUT_EXTENSION_MM = 40.0  # ... and by this in-plane where the references cut the structure (in z: no end)
@@ -103,9 +104,10 @@ class DelineationStage:
     @property
     def step(self) -> int:
         """Slices decoded while walking: thin slices carry little new shape from one to the next, and the encoder
-        costs about a second per slice on a CPU, so every second (third) one is decoded and the rest interpolated."""
-        mm = self.slices.slice_mm
-        return 3 if mm <= VERY_THIN_SLICE_MM else 2 if mm <= THIN_SLICE_MM else 1
+        is the cost on a CPU, so slices ``DECODED_GAP_MM`` apart are decoded and the rest interpolated (1.25 mm:
+        every third; 1.5 mm: every second). 3 mm CTs delineate well slice by slice; on 1.5 mm CTs, decoding at
+        4.5 mm instead of 3 mm moved box Dice by -0.04 to +0.40 (aorta, femur, L3, oesophagus, gallbladder)."""
+        return int(np.clip(np.floor(DECODED_GAP_MM / self.slices.slice_mm + 1e-6), 1, MAX_STEP))
 
     def view(self) -> View:
         return View.whole(self.slices.shape[1:], self.slices.pixel_mm)
@@ -142,9 +144,8 @@ class DelineationStage:
             window = self.window_for((lo, hi))
         elif includes:
             window = self.window_for(self._surroundings(includes[0]), clicked=includes[0])
-        elif request.previous is not None and request.previous.any():
-            nz = np.argwhere(request.previous)
-            window = self.window_for((nz.min(0), nz.max(0)))
+        elif request.previous is not None and mask_bounds(request.previous) is not None:
+            window = self.window_for(mask_bounds(request.previous))
         else:
             return Delineation(np.zeros(shape, bool), False, reason="an exclude click alone names no object")
         view = self.view()
@@ -162,7 +163,7 @@ class DelineationStage:
                             keep=includes, avoid=excludes, raw_slice=raw, step=self.step)
         if request.box is not None:
             z_range, box = box_slices(lo, hi, shape)
-            state &= _inside(shape, z_range, box)
+            _clear_outside(state, z_range, box)
         seeds = [_cell(p, shape) for p in includes]
         state = keep_object(state, seeds) if seeds or request.box is not None else state
         _enforce_clicks(state, includes, excludes)
@@ -233,18 +234,23 @@ def _cell(point: np.ndarray, shape) -> tuple[int, int, int]:
     return tuple(int(np.clip(round(float(v)), 0, s - 1)) for v, s in zip(point, shape))  # type: ignore[return-value]
 
 
-def _inside(shape, z_range, box) -> np.ndarray:
-    keep = np.zeros(shape, dtype=bool)
-    keep[z_range[0]:z_range[1] + 1, max(0, int(np.floor(box[0]))):int(np.ceil(box[2])) + 1,
-         max(0, int(np.floor(box[1]))):int(np.ceil(box[3])) + 1] = True
-    return keep
+def _clear_outside(state: np.ndarray, z_range, box) -> None:
+    """Everything outside the slices ``z_range`` and the in-plane ``box`` (r0, c0, r1, c1) becomes background."""
+    r0, c0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    r1, c1 = int(np.ceil(box[2])) + 1, int(np.ceil(box[3])) + 1
+    state[:max(0, z_range[0])] = False
+    state[z_range[1] + 1:] = False
+    state[:, :r0] = False
+    state[:, r1:] = False
+    state[:, :, :c0] = False
+    state[:, :, c1:] = False
 
 
 def _belongs_to_box(mask: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
-    if not mask.any():
+    bounds = mask_bounds(mask)
+    if bounds is None:
         return False
-    nz = np.argwhere(mask)
-    mlo, mhi = nz.min(0), nz.max(0)
+    mlo, mhi = bounds
     if np.any(mlo < np.floor(lo) - 1) or np.any(mhi > np.ceil(hi) + 1):
         return False
     return bool(np.all((mhi - mlo + 1) >= BOX_AGREEMENT * (hi - lo + 1)))
