@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from ..io.segments import SegmentOutput
-from .postprocess import PostProcessing
 from .mask_bounds import mask_box
+from .postprocess import PostProcessing
 from .profiling import stage
 from .prompts import Prompt
 
