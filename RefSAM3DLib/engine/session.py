@@ -46,6 +46,8 @@ REFINEMENT_MEMORY = 32  # model maps kept per session (a 150 x 128 x 128 map is 
 # (lesions, MR organs; model card) that path misses what is there far more often than a click or a box does.
 NETWORK_TEXT_NOT_FOUND = ("no reference scan labels this and the network's text path found nothing; if it is "
                           "there, place a click on it or draw a box around it")
+NETWORK_AFTER_LOCATE = ("{reason}, and the network's text path found nothing; if it is there, place a click on it or "
+                        "draw a box around it")
 
 
 class Session:
@@ -175,6 +177,7 @@ class Session:
         post = postprocessing or PostProcessing()
         results: dict[int, SegmentResult] = {}
         network: list[int] = []
+        located_reason: dict[int, str] = {}  # why the references could not answer (they know the structure)
         for i, prompt in enumerate(asked):
             if prompt.has_clicks and self.delineation is not None:
                 results[i] = self._delineate(prompt, progress, cancel, post, return_probability)
@@ -182,6 +185,8 @@ class Session:
             region = self._locate(prompt, progress, cancel) if not prompt.has_clicks else None
             if region is None or region.state == "unknown":
                 network.append(i)
+                if region is not None and region.reason:
+                    located_reason[i] = region.reason
             elif region.state == "outside":
                 results[i] = self._not_found(prompt, post, return_probability, region.reason)
             elif self.delineation is not None:
@@ -192,7 +197,8 @@ class Session:
             for i, r in zip(network, self._segment_network([asked[i] for i in network], progress, cancel, post,
                                                            return_probability, presence_threshold)):
                 if not r.found and not asked[i].has_clicks:
-                    r.note = NETWORK_TEXT_NOT_FOUND
+                    r.note = (NETWORK_AFTER_LOCATE.format(reason=located_reason[i]) if i in located_reason
+                              else NETWORK_TEXT_NOT_FOUND)
                 results[i] = r
         return [results[i] for i in range(len(asked))]
 

@@ -198,3 +198,15 @@ def test_text_no_reference_knows_and_the_network_misses_asks_for_a_click(predict
     liver, = predictor.open(volume).segment(Prompt(text="liver"))
     assert not liver.found and not liver.mask.any()
     assert "click" in liver.note and "box" in liver.note
+
+
+def test_when_no_reference_fits_the_note_says_why_and_asks_for_a_click(predictor):
+    """The references know the liver but none fits a scan unlike any body: the answer names that reason (not
+    "no reference labels this") and asks for a click or a box."""
+    rng = np.random.default_rng(1)
+    array = rng.normal(0, 300, size=(48, 48, 60)).astype(np.float32)
+    noise = Volume(array, VolumeGeometry.from_spacing(array.shape, (4.0, 4.0, 4.0)), modality="CT")
+    liver, = predictor.open(noise).segment(Prompt(text="liver"))
+    assert not liver.found
+    assert liver.note.startswith("no reference CT fits this scan around the structure")
+    assert "click" in liver.note and "box" in liver.note
