@@ -11,8 +11,9 @@ physical space). Measured in one process, in this order, each from a fresh sessi
 * the next corrective click on that result, as the evaluation's click simulator would make it (the centre of the
   largest error against the kidney's label, include or exclude);
 * the same box through the network's own 3D decoder (``delineation=False``), for the ratio;
-* text "left kidney" on a fresh session: fitting the reference CTs, then locate + delineate; then text
-  "spleen" on the same session (the fit is reused);
+* text "left kidney" on a fresh session, file -> mask: read, open, fit the reference CTs, locate + delineate,
+  write; then texts "spleen" and "liver" on the same session (the fit is reused; the spleen's slices are partly
+  encoded already, the liver's mostly not);
 and the process's peak resident memory. Run it on a quiet machine; compare ratios from one run. The engine runs on
 one worker thread, as in the Slicer module and the server (on this 2-core CPU the main thread measured 2-3x slower;
 ``bench_serve.py``); ``--main-thread`` runs it on the main thread instead, as ``refsam3d segment`` does.
@@ -68,6 +69,22 @@ def corrective_click(result_mask: np.ndarray, result_geometry, kidney: np.ndarra
     return tuple(float(v) for v in kidney_geometry.ijk_to_ras(np.asarray([voxel], dtype=float))[0]), positive
 
 
+def encoder_seconds_per_slice(predictor, slices: int = 4) -> dict[str, float]:
+    """The slice encoder alone on 256 px slices, float32 and bfloat16 (medians), for the ratio."""
+    images = torch.rand(slices, 1, 1, 256, 256)
+    out = {}
+    for name, bf16 in (("float32", False), ("bfloat16", True)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            predictor.slice_sam.embed(images[0])  # warm-up
+            times = []
+            for image in images:
+                t = time.perf_counter()
+                predictor.slice_sam.embed(image)
+                times.append(time.perf_counter() - t)
+        out[f"encoder s/slice, {name}"] = float(np.median(times))
+    return out
+
+
 def main() -> None:
     args = parse_arguments()
     if args.main_thread:
@@ -109,11 +126,12 @@ def measure(args: argparse.Namespace) -> None:
         figures["box: slices encoded"] = float(session.delineation.encoded_slices)
 
         click, include = corrective_click(kidney.mask, volume.geometry, kidney_reference, kidney_geometry)
-        decoded = session.delineation.segmenter.decoded
+        decoded, encoded = session.delineation.segmenter.decoded, session.delineation.encoded_slices
         t = time.perf_counter()
         session.segment(Prompt(box=box, points=[click], point_labels=[include], previous=kidney))
         figures["corrective click s"] = time.perf_counter() - t
         figures["click: slices decoded"] = float(session.delineation.segmenter.decoded - decoded)
+        figures["click: slices encoded"] = float(session.delineation.encoded_slices - encoded)
         figures["click: include"] = float(include)
 
         network = RefSAM3DPredictor.from_pretrained(args.model, device="cpu", delineation=False)
@@ -123,18 +141,26 @@ def measure(args: argparse.Namespace) -> None:
         del network
 
         t = time.perf_counter()
-        fresh = predictor.open(volume)
+        fresh_volume = read_volume(image)
+        fresh = predictor.open(fresh_volume)
+        t_fit = time.perf_counter()
         fresh.locate.fit()
-        figures["fit the reference CTs s"] = time.perf_counter() - t
-        fresh.segment(Prompt(text="left kidney"))
-        figures["text 'left kidney' incl. fit s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        fresh.segment(Prompt(text="spleen"))
-        figures["later text 'spleen' s"] = time.perf_counter() - t
+        figures["fit the reference CTs s"] = time.perf_counter() - t_fit
+        located, = fresh.segment(Prompt(text="left kidney"))
+        export_segments(Path(tmp) / "kidney_text.nii.gz", [located], fresh_volume)
+        figures["text 'left kidney', file -> mask incl. the fit s"] = time.perf_counter() - t
+        for text in ("spleen", "liver"):  # the spleen's slices are partly encoded by now, the liver's mostly not
+            encoded = fresh.delineation.encoded_slices
+            t = time.perf_counter()
+            fresh.segment(Prompt(text=text))
+            figures[f"later text '{text}' s"] = time.perf_counter() - t
+            figures[f"later text '{text}': slices encoded"] = float(fresh.delineation.encoded_slices - encoded)
+    figures.update(encoder_seconds_per_slice(predictor))
     figures["peak RSS GB"] = peak_rss_gb()
     report = {"environment": environment(torch.device("cpu")), "threads": args.threads,
               "image": "sample CT (3 mm)" if args.quick else "512x512x300 at 0.8x0.8x1.25 mm",
               "date": time.strftime("%Y-%m-%d"), "thread": "main" if args.main_thread else "worker",
+              "slice encoder": "bfloat16" if predictor.slice_bf16 else "float32",
               "figures": figures}
     for name, value in figures.items():
         print(f"{name:40s} {value:8.2f}")

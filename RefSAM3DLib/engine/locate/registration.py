@@ -25,6 +25,9 @@ WINDOW_HU = (-300.0, 400.0)  # soft tissue and bone edges; fat, air and metal sa
 PROPOSALS = 6  # z-offsets scored as they stand
 REFINED = 2  # of those, affine-fitted
 MIN_OVERLAP_MM = 100.0  # the overlap asked for, unless the patient's scan is shorter
+# of the grid's voxels, read by the affine metric per iteration: 0.3 gave the same text Dice (leave-one-out, both
+# abdominal CTs; model card) and took about 6 s longer on a 512 x 512 x 300 CT
+METRIC_SAMPLING = 0.15
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,17 @@ def sitk_image(array_ijk: np.ndarray, geometry: VolumeGeometry) -> sitk.Image:
 
 
 def lps_grid(image: sitk.Image, spacing_mm: float = GRID_MM) -> sitk.Image:
-    """``image`` low-pass filtered and resampled onto an identity-direction grid covering it, float32 HU."""
+    """``image`` low-pass filtered and resampled onto an identity-direction grid covering it, float32 HU.
+    Voxels much finer than the grid are block-averaged first (to about half the grid's spacing): the Gaussian
+    then filters a quarter of a 0.8 mm CT's voxels, not all 78 million of them."""
     corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
     corners *= np.asarray(image.GetSize(), dtype=float) - 1
     points = np.array([image.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners])
     lo, hi = points.min(0), points.max(0)
     size = [int(np.floor((h - lo_) / spacing_mm)) + 1 for lo_, h in zip(lo, hi)]
+    factors = [max(1, int(spacing_mm / 2 / s)) for s in image.GetSpacing()]
+    if max(factors) > 1:
+        image = sitk.BinShrink(image, factors)
     smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), spacing_mm / 2.5)
     return sitk.Resample(smooth, size, sitk.Transform(), sitk.sitkLinear, lo.tolist(), [spacing_mm] * 3,
                          np.eye(3).ravel().tolist(), -1024.0, sitk.sitkFloat32)
@@ -98,7 +106,7 @@ def _affine(fixed_w, moving_w, translation, fixed, seed: int) -> sitk.Transform:
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMeanSquares()
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.3, seed=seed + 1)
+    method.SetMetricSamplingPercentage(METRIC_SAMPLING, seed=seed + 1)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(4.0, 1e-3, 100, relaxationFactor=0.6)
     method.SetOptimizerScalesFromPhysicalShift()

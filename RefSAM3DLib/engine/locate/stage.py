@@ -81,7 +81,7 @@ class LocateStage:
             if self.modality != "CT":
                 self._fitted = []
                 return self._fitted
-            patient = sitk_image(self.volume.array.astype(np.float32, copy=False), self.volume.geometry)
+            patient = sitk_image(self.volume.array, self.volume.geometry)
             grid = lps_grid(patient)
             fitted = []
             references = self.references()
