@@ -6,7 +6,7 @@ user's box when there is one. Changed where it fails (``../shared/research/delin
 mask stops the walk instead of falling back to the whole 3D box (which paints false positives at the organ's
 ends); the box's end slices are segmented too; an organ seen in distant parts on a slice (the liver's two lobes
 near its lower tip) gets one box per part -- the union's box offered the kidney between them to the decoder
-(sample CT liver from its box: Dice 0.83 -> 0.96); and without a box -- a click has no z-limits -- the walk also
+(sample CT liver from its box: Dice 0.83 -> 0.955); and without a box -- a click has no z-limits -- the walk also
 stops when the decoder's IoU head loses confidence, when the mask jumps (little overlap with the previous one)
 or balloons, or when its mean CT number drifts away from the start's: each is a sign that the decoder has
 moved on to a neighbouring structure.
