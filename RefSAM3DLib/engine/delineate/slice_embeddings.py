@@ -1,6 +1,7 @@
 """Image embeddings of the slices a prompt visits, computed on first use and kept for the session.
 
-The encoder is the expensive part (about a second per 256 px slice on two CPU cores); the decoder is cheap.
+The encoder is the expensive part (0.5 s per 256 px slice on two CPU cores in bfloat16, 1 s in float32; ``amp``
+runs it under bfloat16 autocast, chosen by ``predictor.native_bf16``); the decoder is cheaper (~0.1 s).
 So nothing is encoded ahead: a box on a kidney encodes the slices its propagation reaches, a second prompt or
 a corrective click on the same slices encodes none, and a whole CT is never encoded for one small structure.
 Entries are keyed by (slice, view, intensity window), stored as float16 (2 MB each), and the least recently

@@ -144,8 +144,8 @@ class DelineationStage:
             window = self.window_for((lo, hi))
         elif includes:
             window = self.window_for(self._surroundings(includes[0]), clicked=includes[0])
-        elif request.previous is not None and mask_bounds(request.previous) is not None:
-            window = self.window_for(mask_bounds(request.previous))
+        elif request.previous is not None and (occupied := mask_bounds(request.previous)) is not None:
+            window = self.window_for(occupied)
         else:
             return Delineation(np.zeros(shape, bool), False, reason="an exclude click alone names no object")
         view = self.view()
