@@ -129,3 +129,41 @@ def test_a_box_around_nothing_is_not_found(delineating_predictor):
     corners = geometry.ijk_to_ras(np.asarray([[2.0, 2.0, 20.0], [14.0, 14.0, 40.0]]))  # air outside the body
     result, = session.segment(Prompt(box=(tuple(corners[0]), tuple(corners[1]))))
     assert not result.found and not result.mask.any() and result.note
+
+
+def _ellipsoid_volume() -> tuple[Volume, np.ndarray]:
+    """A long soft-tissue ellipsoid (+120 HU; 22 x 16 x 40 mm semi-axes) on 1 mm slices, CT noise."""
+    shape = (150, 130, 100)
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    body = ((i - 75) / 68.0) ** 2 + ((j - 65) / 58.0) ** 2 < 1
+    rng = np.random.default_rng(7)
+    array = np.where(body, 40.0, -1000.0) + rng.normal(0, 12, shape)
+    inside = ((i - 70) / 22.0) ** 2 + ((j - 62) / 16.0) ** 2 + ((k - 50) / 40.0) ** 2 <= 1
+    array[inside] = 120.0 + rng.normal(0, 12, int(inside.sum()))
+    geometry = VolumeGeometry.from_spacing(shape, (1.0, 1.0, 1.0), origin=(-75.0, -65.0, -50.0))
+    return Volume(array.astype(np.int16), geometry, modality="CT", source="ellipsoid"), inside
+
+
+def test_a_long_object_on_thin_slices_is_decoded_sparsely_where_it_keeps_its_shape(delineating_predictor,
+                                                                                 monkeypatch):
+    """1 mm slices: the walk decodes every third slice near the object's ends and up to every seventh where
+    consecutive masks agree -- fewer encoder runs than a walk held to every third slice, the same shape, and
+    the tapering ends still found."""
+    from RefSAM3DLib.engine.delineate import stage
+
+    volume, inside = _ellipsoid_volume()
+    box = bounding_box_ras(inside, volume.geometry)
+    runs = {}
+    for coarse_mm in (stage.COARSE_GAP_MM, 0.0):
+        monkeypatch.setattr(stage, "COARSE_GAP_MM", coarse_mm)
+        session = delineating_predictor.open(volume)
+        result, = session.segment(Prompt(box=box))
+        runs[coarse_mm] = (session.delineation.step, result, session.delineation.encoded_slices)
+    (stride, sparse, encoded), (held_stride, dense, held_encoded) = runs.values()
+    assert (stride.fine, stride.coarse) == (3, 7) and (held_stride.fine, held_stride.coarse) == (3, 3)
+    assert encoded < held_encoded
+    assert sparse.found and _dice(sparse.mask, inside) >= 0.95
+    assert _dice(sparse.mask, dense.mask) >= 0.97
+    z_found = np.flatnonzero(sparse.mask.any(axis=(0, 1)))
+    z_true = np.flatnonzero(inside.any(axis=(0, 1)))
+    assert abs(z_found[0] - z_true[0]) <= 3 and abs(z_found[-1] - z_true[-1]) <= 3

@@ -16,7 +16,7 @@ import numpy as np
 
 from .click_object import edge_strength
 from .consistency import fill_skipped_slices, keep_object
-from .propagation import StopRules, clip_box, inside_box, propagate
+from .propagation import StopRules, Stride, clip_box, inside_box, propagate
 from .slice_segmenter import SlicePrompt, SliceSegmenter
 
 START_CANDIDATES = 5  # slices tried as the start, spread over the box's depth
@@ -69,7 +69,7 @@ def start_score(result, box: np.ndarray) -> float:
 
 def delineate_box(segmenter: SliceSegmenter, view, window, lo: np.ndarray, hi: np.ndarray,
                   start_z: int | None = None, points_at=None, rules: StopRules | None = None,
-                  step: int = 1, start_box: np.ndarray | None = None) -> Delineation:
+                  step: Stride | int = 1, start_box: np.ndarray | None = None) -> Delineation:
     """``lo``/``hi``: continuous (z, row, col) box corners; ``start_z``: the slice of an include click inside the
     box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add on slice z."""
     shape = segmenter.embeddings.slices.shape
@@ -98,7 +98,7 @@ def delineate_box(segmenter: SliceSegmenter, view, window, lo: np.ndarray, hi: n
 
 def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,
               z_range: tuple[int, int], limit: np.ndarray | None, rules: StopRules, points_at=None,
-              step: int = 1) -> Delineation:
+              step: Stride | int = 1) -> Delineation:
     """From a delineated start slice both ways within ``z_range`` and the in-plane ``limit``, then one object."""
     out = np.zeros(segmenter.embeddings.slices.shape, dtype=bool)
     out[z_start] = start_mask

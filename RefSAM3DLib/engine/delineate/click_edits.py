@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from .click_object import object_at_click
-from .propagation import StopRules, bounding_box, propagate
+from .propagation import StopRules, Stride, bounding_box, propagate
 from .slice_segmenter import SlicePrompt
 
 NOTHING_NEW = 0.1  # an edit that changes less than this fraction of the propagated object's slice has ended
@@ -36,7 +36,7 @@ DISC_MM = 3.0
 
 def edit_with_click(state: np.ndarray, click_zrc: np.ndarray, include: bool, segmenter, view, window,
                     pixel_mm: tuple[float, float], keep: list[np.ndarray] | None = None,
-                    avoid: list[np.ndarray] | None = None, raw_slice=None, step: int = 1) -> bool:
+                    avoid: list[np.ndarray] | None = None, raw_slice=None, step: Stride | int = 1) -> bool:
     """Apply one click to ``state`` (bool (z, row, col), changed in place). ``keep``: include clicks (an exclude
     edit never takes them away); ``avoid``: exclude clicks, passed to the decoder on their slice.
     ``step``: decode every step-th slice when a first click grows an object from nothing (thin slices).
@@ -82,7 +82,7 @@ def _widened(current: np.ndarray, rc: np.ndarray, segmenter, view, window, z: in
     return result.mask if result.mask[cell] else None
 
 
-def _grow(state, z, mask, segmenter, view, window, raw_slice, step: int = 1) -> None:
+def _grow(state, z, mask, segmenter, view, window, raw_slice, step: Stride | int = 1) -> None:
     """Add ``mask`` on slice z and the same object on the slices around, until it adds nothing new. Away from
     the click's slice, a slice that would more than double what the mask already holds there is left alone and
     ends the walk: the object has run into a neighbour."""

@@ -26,7 +26,7 @@ from .axial_slices import AxialSlices
 from .box_delineation import Delineation, box_slices, delineate_box, walk_from
 from .click_edits import edit_with_click
 from .consistency import keep_object
-from .propagation import StopRules, bounding_box, inside_box
+from .propagation import StopRules, Stride, bounding_box, inside_box
 from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
 from .slice_intensity import SOFT_TISSUE_HU, IntensityWindow, ct_window, mr_window
@@ -41,6 +41,7 @@ SURROUNDINGS_MM = 20.0
 CLICK_RADIUS = 1  # voxels: an include click is always inside the result, an exclude click always outside
 DECODED_GAP_MM = 3.75  # thin slices: decoded ones at most this far apart, the ones between interpolated ...
 MAX_STEP = 4  # ... and never more than this many slices apart
+COARSE_GAP_MM = 7.5  # while the object keeps its shape, decoded slices up to this far apart
 BOX_AGREEMENT = 0.7  # a previous mask spanning this much of the box on each axis (and inside it) came from it
 REGION_MARGIN_MM = 10.0  # a located region's box is grown by this for the walk (registration error)
 CUT_EXTENSION_MM = 40.0  # ... and by this in-plane where the references cut the structure (in z: no end)
@@ -102,12 +103,19 @@ class DelineationStage:
         return ct_window("lung" if air > LUNG_FRACTION or dark else "soft")
 
     @property
-    def step(self) -> int:
+    def step(self) -> Stride:
         """Slices decoded while walking: thin slices carry little new shape from one to the next, and the encoder
         is the cost on a CPU, so slices ``DECODED_GAP_MM`` apart are decoded and the rest interpolated (1.25 mm:
         every third; 1.5 mm: every second). 3 mm CTs delineate well slice by slice; on 1.5 mm CTs, decoding at
-        4.5 mm instead of 3 mm moved box Dice by -0.04 to +0.40 (aorta, femur, L3, oesophagus, gallbladder)."""
-        return int(np.clip(np.floor(DECODED_GAP_MM / self.slices.slice_mm + 1e-6), 1, MAX_STEP))
+        4.5 mm instead of 3 mm moved box Dice by -0.04 to +0.40 (aorta, femur, L3, oesophagus, gallbladder).
+        On slices under 2 mm, where the object keeps its shape the stride grows up to ``COARSE_GAP_MM``
+        (``propagation.Stride``; 1.5 mm CTs: femur box 28 -> 19 slices decoded, Dice 0.83 -> 0.83; L3 21 -> 16,
+        0.52 -> 0.47; aorta, oesophagus, trachea, gallbladder unchanged)."""
+        fine = int(np.clip(np.floor(DECODED_GAP_MM / self.slices.slice_mm + 1e-6), 1, MAX_STEP))
+        if fine == 1:  # slices over 1.875 mm: on the 3 mm sample CT, 6 mm strides lost a kidney's pole
+            return Stride(1, 1)  # (box Dice 0.93 -> 0.77) and a stomach's first click (0.82 -> 0.64)
+        coarse = int(max(fine, np.floor(COARSE_GAP_MM / self.slices.slice_mm + 1e-6)))
+        return Stride(fine, coarse)
 
     def view(self) -> View:
         return View.whole(self.slices.shape[1:], self.slices.pixel_mm)
