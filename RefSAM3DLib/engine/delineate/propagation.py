@@ -124,11 +124,11 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
                 stride, ending = max(1, stride // 2), True
                 continue
             break
-        agreement = mask_iou(previous, result.mask)
-        if stride > plan.fine and agreement < AGREEMENT:
-            stride, hold = max(plan.fine, stride // 2), True  # the next step lands on the slice just encoded
+        # the gap, not the stride, is judged: the walk's end or a click may have shortened it
+        agreement, gap = mask_iou(previous, result.mask), abs(z - z_previous)
+        if gap > plan.fine and agreement < AGREEMENT:
+            stride, hold = max(plan.fine, gap // 2), True  # the next step lands on the slice just encoded
             continue
-        gap = abs(z - z_previous)
         for i in range(1, gap):
             out[z_previous + direction * i] = SliceMask(shape_between(previous, result.mask, i / gap), float("nan"))
         out[z] = result
