@@ -40,7 +40,7 @@ class Stride:
     halfway, so a long smooth organ (a liver, a spleen) is decoded sparsely and its ends and bends closely."""
 
     fine: int = 1
-    coarse: int = 1
+    coarse: int = 1  # at least ``fine``
 
     @classmethod
     def of(cls, step: "Stride | int") -> "Stride":
@@ -136,7 +136,7 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
             break
         previous, z_previous = result.mask, z
         if not ending and not hold and agreement >= AGREEMENT:
-            stride = min(max(plan.coarse, plan.fine), stride * 2)
+            stride = min(plan.coarse, stride * 2)
         hold = False
     return out
 

@@ -108,7 +108,7 @@ class DelineationStage:
         is the cost on a CPU, so slices ``DECODED_GAP_MM`` apart are decoded and the rest interpolated (1.25 mm:
         every third; 1.5 mm: every second). 3 mm CTs delineate well slice by slice; on 1.5 mm CTs, decoding at
         4.5 mm instead of 3 mm moved box Dice by -0.04 to +0.40 (aorta, femur, L3, oesophagus, gallbladder).
-        On slices under 2 mm, where the object keeps its shape the stride grows up to ``COARSE_GAP_MM``
+        On slices under 1.9 mm, where the object keeps its shape the stride grows up to ``COARSE_GAP_MM``
         (``propagation.Stride``; 1.5 mm CTs: femur box 28 -> 19 slices decoded, Dice 0.83 -> 0.83; L3 21 -> 16,
         0.52 -> 0.47; aorta, oesophagus, trachea, gallbladder unchanged)."""
         fine = int(np.clip(np.floor(DECODED_GAP_MM / self.slices.slice_mm + 1e-6), 1, MAX_STEP))
