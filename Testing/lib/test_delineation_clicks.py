@@ -1,8 +1,8 @@
 """Clicks and boxes through the delineation stage with the shipped model (the product path): one click in the
 centre of a sphere of lung-lesion, soft-tissue or bone density (15-27 mm radius) returns that sphere; in every
 step of a simulated click session an include click is inside the result and an exclude click outside; a box
-around a real kidney returns the kidney and encodes only the slices it needs, once; a box around nothing is
-"not found"; the slice encoder's bfloat16 (where the hardware has it) draws the float32 kidney."""
+around a real kidney returns the kidney and encodes only the slices it needs, once; a liver cut by a tight crop
+comes back from its box; a box around nothing is "not found"; the slice encoder's bfloat16 (where the hardware has it) draws the float32 kidney."""
 from __future__ import annotations
 
 import numpy as np
@@ -120,6 +120,31 @@ def test_the_slice_encoder_in_bfloat16_draws_the_float32_kidney(delineating_pred
     assert drift < 0.06
     assert _dice(masks[0], masks[1]) > 0.97
     assert _dice(masks[1], reference[z]) > 0.9
+
+
+def test_a_liver_cut_by_a_tight_field_of_view_is_delineated_in_the_padded_view(delineating_predictor,
+                                                                               shared_data, monkeypatch):
+    """A 64 x 64 crop (192 mm) of the sample CT around its liver: shown as it is, the liver fills the decoder's
+    input and comes back wrong; the box's start slices choose the view padded into a 400 mm field."""
+    from RefSAM3DLib.engine.delineate import field_of_view
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    folder = shared_data / "totalsegmentator" / "ts_p1_ct_abdomen_3mm"
+    volume = read_volume(folder / "ct.nii.gz")
+    liver = read_label_volume(folder / "seg_total_v1.nii.gz").array == 5
+    i, j, _ = np.round(np.argwhere(liver).mean(axis=0)).astype(int)
+    crop = (slice(i - 32, i + 32), slice(j - 32, j + 32), slice(None))
+    affine = volume.geometry.affine.copy()
+    affine[:3, 3] = (affine @ np.asarray([i - 32, j - 32, 0, 1.0]))[:3]
+    cropped = Volume(volume.array[crop], VolumeGeometry(affine, volume.array[crop].shape), modality="CT")
+    liver = liver[crop]
+    box = bounding_box_ras(liver, cropped.geometry)
+    dice = {}
+    for tight_mm in (0.0, field_of_view.TIGHT_FIELD_MM):  # 0: the whole slice only
+        monkeypatch.setattr(field_of_view, "TIGHT_FIELD_MM", tight_mm)
+        result, = delineating_predictor.open(cropped).segment(Prompt(box=box))
+        dice[tight_mm] = _dice(result.mask, liver)
+    assert dice[0.0] < 0.7 and dice[field_of_view.TIGHT_FIELD_MM] >= 0.85
 
 
 def test_a_box_around_nothing_is_not_found(delineating_predictor):

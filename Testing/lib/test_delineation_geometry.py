@@ -94,8 +94,7 @@ def test_the_whole_slice_view_is_litemedsams_preprocessing():
 
 def test_slice_and_input_coordinates_invert_and_masks_return_to_their_pixels():
     shape, pixel = (120, 90), (1.5, 1.5)
-    for view in (View.whole(shape, pixel), View.around(shape, pixel, (60.0, 40.0), 60.0),
-                 View.window_of(shape, pixel, (50.0, 50.0), 128)):
+    for view in (View.whole(shape, pixel), View.centred(shape, pixel, 400.0)):
         rc = np.random.default_rng(4).uniform(0, 80, size=(20, 2))
         assert np.allclose(view.to_slice(view.to_input(rc)), rc)
         square = np.zeros(shape, np.float32)
@@ -107,3 +106,16 @@ def test_slice_and_input_coordinates_invert_and_masks_return_to_their_pixels():
         inside = full[40:70, 30:60].mean()
         outside = full.sum() - full[40:70, 30:60].sum()
         assert inside > 0.95 and outside <= 0.05 * 900
+
+
+def test_a_tight_crop_is_also_offered_padded_into_a_whole_slice_field():
+    from RefSAM3DLib.engine.delineate.field_of_view import PADDED_FIELD_MM, candidate_views, more_trusted
+
+    assert len(candidate_views((512, 512), (0.8, 0.8))) == 1  # a whole CT slice (410 mm): as LiteMedSAM saw it
+    whole, padded = candidate_views((128, 100), (1.5, 1.5))  # a 192 x 150 mm crop
+    assert whole == View.whole((128, 100), (1.5, 1.5))
+    assert np.isclose(padded.scale_row, 256 / PADDED_FIELD_MM * 1.5, rtol=0.01)
+    centre = padded.to_input(np.asarray([[63.5, 49.5]]))[0]  # the crop's centre at the input's centre
+    assert np.allclose(centre, 127.5, atol=1.0)
+    assert more_trusted([[0.8, 0.9], [0.9, 0.95]]) == 1 and more_trusted([[0.9], [0.9]]) == 0
+    assert more_trusted([[0.7], []]) == 0  # a view that drew nothing is never preferred

@@ -16,8 +16,10 @@ import numpy as np
 
 from .click_object import edge_strength
 from .consistency import fill_skipped_slices, keep_object
+from .field_of_view import more_trusted
 from .propagation import StopRules, Stride, clip_box, inside_box, propagate
 from .slice_segmenter import SlicePrompt, SliceSegmenter
+from .slice_view import View
 
 START_CANDIDATES = 5  # slices tried as the start, spread over the box's depth
 NOT_FOUND_IOU = 0.5  # the best start slice's IoU estimate below this: nothing in the box is an object
@@ -33,6 +35,7 @@ class Delineation:
     start_z: int | None = None
     reason: str = ""
     iou: dict[int, float] = field(default_factory=dict)  # the decoder's estimate per delineated slice
+    view: View | None = None  # the view it was delineated in (``field_of_view``)
 
 
 def box_slices(lo: np.ndarray, hi: np.ndarray, shape: tuple[int, int, int]) -> tuple[tuple[int, int], np.ndarray]:
@@ -67,33 +70,46 @@ def start_score(result, box: np.ndarray) -> float:
     return result.iou * float(np.sqrt(min(1.0, span)))
 
 
-def delineate_box(segmenter: SliceSegmenter, view, window, lo: np.ndarray, hi: np.ndarray,
+def delineate_box(segmenter: SliceSegmenter, views: "list[View] | View", window, lo: np.ndarray, hi: np.ndarray,
                   start_z: int | None = None, points_at=None, rules: StopRules | None = None,
                   step: Stride | int = 1, start_box: np.ndarray | None = None) -> Delineation:
-    """``lo``/``hi``: continuous (z, row, col) box corners; ``start_z``: the slice of an include click inside the
-    box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add on slice z."""
+    """``lo``/``hi``: continuous (z, row, col) box corners; ``views``: the views to try the start in (the walk
+    goes on in the one whose start masks the decoder trusts more, ``field_of_view``); ``start_z``: the slice of
+    an include click inside the box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add
+    on slice z."""
+    views = list(views) if isinstance(views, (list, tuple)) else [views]
     shape = segmenter.embeddings.slices.shape
     z_range, box = box_slices(lo, hi, shape)
     empty = np.zeros(shape, dtype=bool)
     if z_range[1] < z_range[0] or box[2] < box[0] or box[3] < box[1]:
         return Delineation(empty, False, reason="the box lies outside the image")
-    best = None
-    for z in ([start_z] if start_z is not None else start_candidates(z_range)):
-        prompt = SlicePrompt(box=box if start_box is None else clip_box(np.asarray(start_box, float), box))
-        extra = points_at(z) if points_at is not None else None
-        if extra is not None and len(extra[0]):
-            prompt.points, prompt.labels = extra
-        result = segmenter.segment(z, view, window, [prompt])[0][0]
-        result.mask &= inside_box(box, result.mask.shape)
-        if result.mask.any() and (start_z is not None or has_boundary(segmenter, window, z, result.mask)):
-            score = start_score(result, box)
-            if best is None or score > best[2]:
-                best = (z, result, score)
+    starts, trust = [], []
+    for view in views:
+        best, ious = None, []
+        for z in ([start_z] if start_z is not None else start_candidates(z_range)):
+            prompt = SlicePrompt(box=box if start_box is None else clip_box(np.asarray(start_box, float), box))
+            extra = points_at(z) if points_at is not None else None
+            if extra is not None and len(extra[0]):
+                prompt.points, prompt.labels = extra
+            result = segmenter.segment(z, view, window, [prompt])[0][0]
+            result.mask &= inside_box(box, result.mask.shape)
+            if result.mask.any():
+                ious.append(result.iou)
+            if result.mask.any() and (start_z is not None or has_boundary(segmenter, window, z, result.mask)):
+                score = start_score(result, box)
+                if best is None or score > best[2]:
+                    best = (z, result, score)
+        starts.append(best)
+        trust.append(ious)
+    chosen = more_trusted(trust) if len(views) > 1 else 0
+    view, best = views[chosen], starts[chosen]
     if best is None or (start_z is None and best[1].iou < NOT_FOUND_IOU):
-        return Delineation(empty, False, reason="no object in the box")
+        return Delineation(empty, False, reason="no object in the box", view=view)
     z_start, first, _ = best
-    return walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box,
-                     rules or StopRules.boxed(), points_at, step)
+    found = walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box,
+                      rules or StopRules.boxed(), points_at, step)
+    found.view = view
+    return found
 
 
 def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,

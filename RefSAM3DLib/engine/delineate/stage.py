@@ -26,6 +26,7 @@ from .axial_slices import AxialSlices
 from .box_delineation import Delineation, box_slices, delineate_box, walk_from
 from .click_edits import edit_with_click
 from .consistency import keep_object
+from .field_of_view import candidate_views
 from .propagation import StopRules, Stride, bounding_box, inside_box
 from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
@@ -156,8 +157,7 @@ class DelineationStage:
             window = self.window_for(occupied)
         else:
             return Delineation(np.zeros(shape, bool), False, reason="an exclude click alone names no object")
-        view = self.view()
-        state, start_z = self._starting_state(request, view, window, includes, excludes)
+        state, start_z, view = self._starting_state(request, window, includes, excludes)
         if state is None:
             return Delineation(np.zeros(shape, bool), False, reason="no object in the box")
         raw = self.slices.slice if self.modality == "CT" else None
@@ -214,15 +214,16 @@ class DelineationStage:
         return walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
                          step=self.step)
 
-    def _starting_state(self, request, view, window, includes, excludes):
-        """The mask clicks edit: the previous result, or the box's delineation (None: nothing in the box)."""
+    def _starting_state(self, request, window, includes, excludes):
+        """The mask clicks edit: the previous result, or the box's delineation (None: nothing in the box), with
+        its start slice and the view the clicks are decoded in."""
         shape = self.slices.shape
         previous = request.previous
         if request.box is None:
-            return (previous.copy() if previous is not None else np.zeros(shape, bool)), None
+            return (previous.copy() if previous is not None else np.zeros(shape, bool)), None, self.view()
         lo, hi = np.minimum(*request.box), np.maximum(*request.box)
         if previous is not None and _belongs_to_box(previous, lo, hi):
-            return previous.copy(), None
+            return previous.copy(), None, self.view()
         inside = [p for p in includes if np.all(p >= lo - 0.5) and np.all(p <= hi + 0.5)]
         start_z = _cell(inside[0], shape)[0] if inside else None
 
@@ -233,9 +234,9 @@ class DelineationStage:
                 return None
             return np.asarray([p[1:] for p, _ in near]), np.asarray([lab for _, lab in near])
 
-        result = delineate_box(self.segmenter, view, window, lo, hi, start_z=start_z, points_at=points_at,
-                               step=self.step)
-        return (result.mask if result.found else None), result.start_z
+        result = delineate_box(self.segmenter, candidate_views(shape[1:], self.slices.pixel_mm), window, lo, hi,
+                               start_z=start_z, points_at=points_at, step=self.step)
+        return (result.mask if result.found else None), result.start_z, result.view or self.view()
 
 
 def _cell(point: np.ndarray, shape) -> tuple[int, int, int]:
