@@ -108,11 +108,21 @@ def test_slice_and_input_coordinates_invert_and_masks_return_to_their_pixels():
         assert inside > 0.95 and outside <= 0.05 * 900
 
 
-def test_a_tight_crop_is_also_offered_padded_into_a_whole_slice_field():
-    from RefSAM3DLib.engine.delineate.field_of_view import PADDED_FIELD_MM, candidate_views, more_trusted
+def test_a_tight_crop_of_a_body_is_also_offered_padded_into_a_whole_slice_field():
+    from RefSAM3DLib.engine.delineate.field_of_view import PADDED_FIELD_MM, candidate_views, is_crop, more_trusted
 
-    assert len(candidate_views((512, 512), (0.8, 0.8))) == 1  # a whole CT slice (410 mm): as LiteMedSAM saw it
-    whole, padded = candidate_views((128, 100), (1.5, 1.5))  # a 192 x 150 mm crop
+    def slices(shape, spacing, body_semi_axes_mm):
+        i, j, _ = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+        x, y = (i - shape[0] / 2) * spacing[0], (j - shape[1] / 2) * spacing[1]
+        body = (x / body_semi_axes_mm[0]) ** 2 + (y / body_semi_axes_mm[1]) ** 2 < 1
+        array = np.where(body, 40.0, -1000.0).astype(np.float32)
+        return AxialSlices(Volume(array, VolumeGeometry.from_spacing(shape, spacing), modality="CT"))
+
+    assert is_crop(slices((128, 100, 8), (1.5, 1.5, 2.0), (170.0, 120.0)), -400.0)  # 192 mm through the body
+    assert not is_crop(slices((128, 100, 8), (1.5, 1.5, 2.0), (80.0, 60.0)), -400.0)  # a small body seen whole
+    assert not is_crop(slices((256, 256, 8), (1.5, 1.5, 2.0), (300.0, 300.0)), -400.0)  # a whole CT field
+    assert candidate_views((128, 100), (1.5, 1.5), crop=False) == [View.whole((128, 100), (1.5, 1.5))]
+    whole, padded = candidate_views((128, 100), (1.5, 1.5), crop=True)  # a 192 x 150 mm crop
     assert whole == View.whole((128, 100), (1.5, 1.5))
     assert np.isclose(padded.scale_row, 256 / PADDED_FIELD_MM * 1.5, rtol=0.01)
     centre = padded.to_input(np.asarray([[63.5, 49.5]]))[0]  # the crop's centre at the input's centre

@@ -10,7 +10,12 @@ padding hurt: aorta 0.70 -> 0.49, heart 0.80 -> 0.73, pulmonary artery 0.55 -> 0
 alone told the two apart; the decoder's own IoU estimate, averaged over the slices a box tries as its start,
 did in all 12 structures measured (the per-slice estimate did not). So on a tight slice field both views are
 tried on the start candidates and the walk goes on in the one the decoder trusts more; on a normal field only
-the whole slice is used (nothing changes, and every prompt shares its slices' embeddings).
+the whole slice is used (nothing changes, and every prompt shares its slices' embeddings). Clicks on a crop are
+decoded padded: one click on the liver crops 0.62 -> 0.90 and 0.79 -> 0.90; 15 of 16 click cells on the crops
+gained (the CTA heart 0.35 -> 0.70), one lost (the CTA aorta after three clicks, 0.66 -> 0.37).
+
+A crop is a narrow field that cuts through the body (``is_crop``): a phantom or a child seen whole in a small
+field is shown as it is.
 """
 from __future__ import annotations
 
@@ -18,16 +23,30 @@ import numpy as np
 
 from .slice_view import View
 
-TIGHT_FIELD_MM = 260.0  # a slice field narrower than this is a crop (whole CT slices: 300-500 mm; lung1: 292)
-PADDED_FIELD_MM = 400.0  # ... shown padded in a field this wide (300 mm: half the gain on the liver crops)
+TIGHT_FIELD_MM = 260.0  # a slice field narrower than this ... (whole CT slices: 300-500 mm; lung1: 292)
+CUT_BODY_FRACTION = 0.25  # ... with body tissue on this much of the slices' border is a crop of a larger body
+PADDED_FIELD_MM = 400.0  # a crop is shown padded in a field this wide (300 mm: half the gain on the liver crops)
+SAMPLED_SLICES = 5
 
 
-def candidate_views(shape: tuple[int, int], pixel_mm: tuple[float, float]) -> list[View]:
-    """The whole slice first; on a tight field also the padded one."""
+def is_crop(slices, body_hu: float) -> bool:
+    """Whether the slices are a tight crop of a larger body: a narrow field whose border runs through tissue. A
+    small body seen whole (a child, a phantom: air all round) is not one, and is shown as it is (a 300 HU sphere
+    in a 160 mm phantom: one click 0.98 as it is, 0.88 padded)."""
+    rows, cols = slices.shape[1:]
+    if max(rows * slices.pixel_mm[0], cols * slices.pixel_mm[1]) >= TIGHT_FIELD_MM:
+        return False
+    border = []
+    for z in np.linspace(0, slices.shape[0] - 1, min(SAMPLED_SLICES, slices.shape[0])).round().astype(int):
+        values = slices.slice(int(z))
+        border.append(np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]]) > body_hu)
+    return float(np.mean(np.concatenate(border))) >= CUT_BODY_FRACTION
+
+
+def candidate_views(shape: tuple[int, int], pixel_mm: tuple[float, float], crop: bool) -> list[View]:
+    """The whole slice first; on a crop also the padded one."""
     whole = View.whole(shape, pixel_mm)
-    if max(shape[0] * pixel_mm[0], shape[1] * pixel_mm[1]) >= TIGHT_FIELD_MM:
-        return [whole]
-    return [whole, View.centred(shape, pixel_mm, PADDED_FIELD_MM)]
+    return [whole, View.centred(shape, pixel_mm, PADDED_FIELD_MM)] if crop else [whole]
 
 
 def more_trusted(scores: list[list[float]]) -> int:

@@ -26,7 +26,7 @@ from .axial_slices import AxialSlices
 from .box_delineation import Delineation, box_slices, delineate_box, walk_from
 from .click_edits import edit_with_click
 from .consistency import keep_object
-from .field_of_view import candidate_views
+from .field_of_view import candidate_views, is_crop
 from .propagation import StopRules, Stride, bounding_box, inside_box
 from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
@@ -78,6 +78,7 @@ class DelineationStage:
         self.embeddings = SliceEmbeddings(net, self.slices, device, amp=amp)
         self.segmenter = SliceSegmenter(net, self.embeddings)
         self._mr_window: IntensityWindow | None = None
+        self.crop = modality == "CT" and is_crop(self.slices, BODY_HU)  # a tight crop of a larger body
 
     @property
     def encoded_slices(self) -> int:
@@ -120,6 +121,11 @@ class DelineationStage:
 
     def view(self) -> View:
         return View.whole(self.slices.shape[1:], self.slices.pixel_mm)
+
+    def click_view(self) -> View:
+        """Where clicks are decoded: the whole slice, or on a tight crop the slices padded into a whole CT
+        slice's field (``field_of_view``)."""
+        return candidate_views(self.slices.shape[1:], self.slices.pixel_mm, self.crop)[-1]
 
     def _surroundings(self, zrc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         half = np.asarray([SURROUNDINGS_MM / self.slices.slice_mm, SURROUNDINGS_MM / self.slices.pixel_mm[0],
@@ -220,10 +226,10 @@ class DelineationStage:
         shape = self.slices.shape
         previous = request.previous
         if request.box is None:
-            return (previous.copy() if previous is not None else np.zeros(shape, bool)), None, self.view()
+            return (previous.copy() if previous is not None else np.zeros(shape, bool)), None, self.click_view()
         lo, hi = np.minimum(*request.box), np.maximum(*request.box)
         if previous is not None and _belongs_to_box(previous, lo, hi):
-            return previous.copy(), None, self.view()
+            return previous.copy(), None, self.click_view()
         inside = [p for p in includes if np.all(p >= lo - 0.5) and np.all(p <= hi + 0.5)]
         start_z = _cell(inside[0], shape)[0] if inside else None
 
@@ -234,7 +240,7 @@ class DelineationStage:
                 return None
             return np.asarray([p[1:] for p, _ in near]), np.asarray([lab for _, lab in near])
 
-        result = delineate_box(self.segmenter, candidate_views(shape[1:], self.slices.pixel_mm), window, lo, hi,
+        result = delineate_box(self.segmenter, candidate_views(shape[1:], self.slices.pixel_mm, self.crop), window, lo, hi,
                                start_z=start_z, points_at=points_at, step=self.step)
         return (result.mask if result.found else None), result.start_z, result.view or self.view()
 
