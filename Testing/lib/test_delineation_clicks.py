@@ -44,6 +44,15 @@ def test_one_click_in_a_sphere_returns_the_sphere(delineating_predictor, hu, rad
     assert _dice(masks[1], sphere) >= 0.9
 
 
+def test_corrective_clicks_on_the_rim_of_a_delineated_sphere_do_not_take_in_the_body(delineating_predictor):
+    """After a near-perfect first click the simulator clicks the thin missed rim; the decoder's object under such
+    a click is the body around the sphere (30x its cross-section there), which used to be grown (Dice 0.99 ->
+    0.11). It is not grown now, and the click itself stays in the result."""
+    volume, sphere = _sphere_volume(120.0, 15.0)
+    masks = click_series(delineating_predictor.open(volume), sphere, volume.geometry, [1, 3])
+    assert _dice(masks[1], sphere) >= 0.95 and _dice(masks[3], sphere) >= 0.95
+
+
 def _checked_session(session, reference, geometry, clicks: int) -> list[float]:
     """The evaluation's click protocol, asserting the click invariants after every step."""
     from RefSAM3DLib.evaluation.interactive import deepest_point, next_click

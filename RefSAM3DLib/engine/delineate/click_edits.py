@@ -31,6 +31,8 @@ NOTHING_NEW = 0.1  # an edit that changes less than this fraction of the propaga
 MIN_KEPT = 0.5  # a carve that would leave less of the slice's mask than this is not a carve
 MAX_REMOVED = 0.5  # taking away more than this of a slice's mask is taking the object itself, not a leak
 MAX_GROWTH = 1.0  # adding more than this times a slice's mask is adding a neighbour, not a missed part
+NEAR_SLICES = 2  # an include click's object larger than BALLOON times the mask's widest cross-section on the
+BALLOON = 4.0  # slices this near is the tissue around the object, not a part of it
 DISC_MM = 3.0
 
 
@@ -85,7 +87,8 @@ def _widened(current: np.ndarray, rc: np.ndarray, segmenter, view, window, z: in
 def _grow(state, z, mask, segmenter, view, window, raw_slice, step: Stride | int = 1) -> None:
     """Add ``mask`` on slice z and the same object on the slices around, until it adds nothing new. Away from
     the click's slice, a slice that would more than double what the mask already holds there is left alone and
-    ends the walk: the object has run into a neighbour."""
+    ends the walk: the object has run into a neighbour. An object far wider than the mask around the click's
+    slice is not grown at all."""
     def add(zz: int, m: np.ndarray) -> float:
         change = m & ~state[zz]
         held = int(state[zz].sum())
@@ -94,6 +97,9 @@ def _grow(state, z, mask, segmenter, view, window, raw_slice, step: Stride | int
         state[zz] |= m
         return float(change.sum()) / max(1, int(m.sum()))
 
+    near = state[max(0, z - NEAR_SLICES):z + NEAR_SLICES + 1].sum(axis=(1, 2)).max()
+    if near and mask.sum() > BALLOON * near:  # a click on the rim of a sphere named the body around it
+        return  # (Dice 0.99 -> 0.11): nothing is grown, the click itself is kept by the caller
     held = np.flatnonzero(state.any(axis=(1, 2)))
     add(z, mask)
     for direction in (1, -1):
