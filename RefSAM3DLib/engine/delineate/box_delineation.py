@@ -70,14 +70,13 @@ def start_score(result, box: np.ndarray) -> float:
     return result.iou * float(np.sqrt(min(1.0, span)))
 
 
-def delineate_box(segmenter: SliceSegmenter, views: "list[View] | View", window, lo: np.ndarray, hi: np.ndarray,
+def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.ndarray, hi: np.ndarray,
                   start_z: int | None = None, points_at=None, rules: StopRules | None = None,
                   step: Stride | int = 1, start_box: np.ndarray | None = None) -> Delineation:
     """``lo``/``hi``: continuous (z, row, col) box corners; ``views``: the views to try the start in (the walk
     goes on in the one whose start masks the decoder trusts more, ``field_of_view``); ``start_z``: the slice of
     an include click inside the box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add
     on slice z."""
-    views = list(views) if isinstance(views, (list, tuple)) else [views]
     shape = segmenter.embeddings.slices.shape
     z_range, box = box_slices(lo, hi, shape)
     empty = np.zeros(shape, dtype=bool)

@@ -240,8 +240,9 @@ class DelineationStage:
                 return None
             return np.asarray([p[1:] for p, _ in near]), np.asarray([lab for _, lab in near])
 
-        result = delineate_box(self.segmenter, candidate_views(shape[1:], self.slices.pixel_mm, self.crop), window, lo, hi,
-                               start_z=start_z, points_at=points_at, step=self.step)
+        views = candidate_views(shape[1:], self.slices.pixel_mm, self.crop)
+        result = delineate_box(self.segmenter, views, window, lo, hi, start_z=start_z, points_at=points_at,
+                               step=self.step)
         return (result.mask if result.found else None), result.start_z, result.view or self.view()
 
 
