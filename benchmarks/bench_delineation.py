@@ -12,8 +12,8 @@ physical space). Measured in one process, in this order, each from a fresh sessi
   largest error against the kidney's label, include or exclude);
 * the same box through the network's own 3D decoder (``delineation=False``), for the ratio;
 * text "left kidney" on a fresh session, file -> mask: read, open, fit the reference CTs, locate + delineate,
-  write; then texts "spleen" and "liver" on the same session (the fit is reused; the spleen's slices are partly
-  encoded already, the liver's mostly not);
+  write; then texts "spleen", "liver", "right kidney" and "stomach" on the same session (the fit is reused; how
+  many of their slices are encoded already depends on where the earlier walks went);
 and the process's peak resident memory. Run it on a quiet machine; compare ratios from one run. The engine runs on
 one worker thread, as in the Slicer module and the server (on this 2-core CPU the main thread measured 2-3x slower;
 ``bench_serve.py``); ``--main-thread`` runs it on the main thread instead, as ``refsam3d segment`` does.
@@ -149,7 +149,7 @@ def measure(args: argparse.Namespace) -> None:
         located, = fresh.segment(Prompt(text="left kidney"))
         export_segments(Path(tmp) / "kidney_text.nii.gz", [located], fresh_volume)
         figures["text 'left kidney', file -> mask incl. the fit s"] = time.perf_counter() - t
-        for text in ("spleen", "liver"):  # the spleen's slices are partly encoded by now, the liver's mostly not
+        for text in ("spleen", "liver", "right kidney", "stomach"):  # partly encoded by the earlier walks
             encoded = fresh.delineation.encoded_slices
             t = time.perf_counter()
             fresh.segment(Prompt(text=text))

@@ -194,7 +194,7 @@ def test_a_long_object_on_thin_slices_is_decoded_sparsely_where_it_keeps_its_sha
         result, = session.segment(Prompt(box=box))
         runs[coarse_mm] = (session.delineation.step, result, session.delineation.encoded_slices)
     (stride, sparse, encoded), (held_stride, dense, held_encoded) = runs.values()
-    assert (stride.fine, stride.coarse) == (3, 7) and (held_stride.fine, held_stride.coarse) == (3, 3)
+    assert (stride.fine, stride.coarse) == (3, 6) and (held_stride.fine, held_stride.coarse) == (3, 3)
     assert encoded < held_encoded
     assert sparse.found and _dice(sparse.mask, inside) >= 0.95
     assert _dice(sparse.mask, dense.mask) >= 0.97

@@ -52,3 +52,53 @@ def test_keep_object_keeps_the_seeded_piece_and_large_ones_and_nothing_outside_t
     assert np.array_equal(kept, expected)
     speck_seed = keep_object(mask, seeds=[(36, 3, 51)])  # a seed holds its piece, however small
     assert speck_seed[36, 3, 51] and speck_seed[10, 10, 10]
+
+
+class _DrawsTheTruth:
+    """Stands in for the decoder in these rule tests only: each slice's answer is the object's true cross-section
+    inside the prompted box, and every decoded slice is recorded (the network's own walks are tested in
+    test_delineation_clicks.py)."""
+
+    def __init__(self, truth: np.ndarray) -> None:
+        from types import SimpleNamespace
+
+        self.truth = truth
+        self.embeddings = SimpleNamespace(slices=SimpleNamespace(pixel_mm=(1.0, 1.0)))
+        self.decoded: list[int] = []
+
+    def segment(self, z, view, window, prompts):
+        from RefSAM3DLib.engine.delineate.propagation import inside_box
+        from RefSAM3DLib.engine.delineate.slice_segmenter import SliceMask
+
+        self.decoded.append(z)
+        return [[SliceMask(self.truth[z] & inside_box(p.box, self.truth.shape[1:]), 0.9)] for p in prompts]
+
+
+def test_walks_of_different_prompts_decode_the_same_slices_and_still_find_the_ends():
+    """Two walks through one object from different start slices (a box, then a text region's start): away from
+    their starts every decoded slice lies on the stride's lattice, so most of the second walk's slices are the
+    first's (their embeddings are encoded once per session); the object's last slices are still found exactly."""
+    from types import SimpleNamespace
+
+    from RefSAM3DLib.engine.delineate.propagation import StopRules, Stride, on_lattice, propagate
+
+    assert on_lattice(37, 1, 3) == 39 and on_lattice(37, -1, 3) == 36 and on_lattice(39, 1, 6) == 42
+    assert on_lattice(36, -1, 6) == 30 and on_lattice(5, 1, 1) == 6
+    z, r, c = np.meshgrid(np.arange(100), np.arange(64), np.arange(64), indexing="ij")
+    radius = 20 * np.sqrt(np.clip(1 - ((z - 50) / 38.5) ** 2, 0, None))  # an ellipsoid, slices 12..88
+    truth = (r - 32) ** 2 + (c - 32) ** 2 < radius ** 2
+    view = SimpleNamespace(scale_row=1.0, scale_col=1.0)
+    walks = []
+    for start in (37, 52):
+        segmenter = _DrawsTheTruth(truth)
+        found = {start}
+        for direction in (1, -1):
+            found |= set(propagate(segmenter, view, None, start, truth[start], direction, (0, 99),
+                                   StopRules.boxed(), step=Stride(3, 6)))
+        walks.append((start, set(segmenter.decoded), found))
+    (_, first, found_first), (start, second, found_second) = walks
+    assert found_first == found_second == set(range(12, 89))  # interpolated between decoded slices, ends exact
+    ends = {z for z in second if z < 18 or z > 82}
+    middle = second - ends - {start}
+    assert middle and all(z % 3 == 0 for z in middle)
+    assert len(middle & first) >= 0.75 * len(middle), (sorted(middle), sorted(first))

@@ -103,7 +103,8 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
     ``keep_going(z, result)`` may end the walk after slice z is stored (corrections stop where they meet the
     earlier result); ``raw_slice(z)`` gives the slice's values for the intensity rule. ``step`` (a ``Stride``)
     > 1 decodes slices apart and gives the slices between the shape halfway between their neighbours (their
-    IoU is NaN); where the object ends, the walk goes back to single slices to find its last one."""
+    IoU is NaN); where a step finds no object, shorter steps (down to the next slice) look for its last slice,
+    and a walk that finds it again goes on at the fine stride."""
     out: dict[int, SliceMask] = {}
     previous, z_previous = start_mask, start_z
     margin = rules.margin_px / max(view.scale_row, view.scale_col)
@@ -112,7 +113,7 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
     plan = Stride.of(step)
     stride, ending, hold = max(1, plan.fine), False, False
     while True:
-        z = int(np.clip(z_previous + direction * stride, z_limits[0], z_limits[1]))
+        z = int(np.clip(on_lattice(z_previous, direction, stride), z_limits[0], z_limits[1]))
         if (z - z_previous) * direction <= 0:
             break
         if points_at is not None:
@@ -137,8 +138,21 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         previous, z_previous = result.mask, z
         if not ending and not hold and agreement >= AGREEMENT:
             stride = min(plan.coarse, stride * 2)
+        elif ending:  # a shorter step found the object again: on at the fine stride, not slice by slice
+            stride = plan.fine
         hold = False
     return out
+
+
+def on_lattice(z_previous: int, direction: int, stride: int) -> int:
+    """The slice a step of ``stride`` lands on, moved back onto the multiples of the stride: every walk, of every
+    prompt, decodes the same slices where it crosses them, so a later prompt finds its slices already encoded (a
+    kidney walked after the other one shares most of its slices). A walk starting off the lattice takes one
+    shorter step to reach it."""
+    z = z_previous + direction * stride
+    if stride <= 1:
+        return z
+    return (z // stride) * stride if direction > 0 else -((-z) // stride) * stride
 
 
 def _first_with_points(points_at, z_previous: int, z: int, direction: int) -> int:
