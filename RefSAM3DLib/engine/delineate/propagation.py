@@ -121,8 +121,11 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
             break
         if points_at is not None:
             z = _first_with_points(points_at, z_previous, z, direction)
-        result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, raw_slice,
-                             reference)
+        result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at)
+        if result is not None and reference is not None:  # the intensity rule, the last of the stop rules
+            value = mean_value(raw_slice(z), result.mask)
+            if abs(value - reference) > rules.max_hu_shift:
+                result = None
         if result is None:
             if stride > 1:
                 stride, ending = max(1, stride // 2), True
@@ -139,8 +142,8 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         if keep_going is not None and not keep_going(z, result):
             break
         previous, z_previous = result.mask, z
-        if reference is not None and HU_FOLLOWS:
-            reference = HU_FOLLOWS * mean_value(raw_slice(z), result.mask) + (1 - HU_FOLLOWS) * reference
+        if reference is not None:
+            reference = HU_FOLLOWS * value + (1 - HU_FOLLOWS) * reference
         if not ending and not hold and agreement >= AGREEMENT:
             stride = min(plan.coarse, stride * 2)
         elif ending:  # a shorter step found the object again: on at the fine stride, not slice by slice
@@ -155,8 +158,6 @@ def on_lattice(z_previous: int, direction: int, stride: int) -> int:
     kidney walked after the other one shares most of its slices). A walk starting off the lattice takes one
     shorter step to reach it."""
     z = z_previous + direction * stride
-    if stride <= 1:
-        return z
     return (z // stride) * stride if direction > 0 else -((-z) // stride) * stride
 
 
@@ -174,8 +175,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum()) / union if union else 1.0
 
 
-def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, raw_slice,
-                reference) -> SliceMask | None:
+def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at) -> SliceMask | None:
     """Slice ``z`` prompted from the previous mask's box; None when a stop rule says the object has ended."""
     extra = points_at(z) if points_at is not None else None
     with_points = extra is not None and len(extra[0])
@@ -212,8 +212,6 @@ def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, poin
     if rules.tapering and area > TAPER_GROWTH * before + 4:
         return None
     if rules.min_overlap is not None and (mask & previous).sum() < rules.min_overlap * area:
-        return None
-    if reference is not None and abs(mean_value(raw_slice(z), mask) - reference) > rules.max_hu_shift:
         return None
     return SliceMask(mask, result.iou)
 
