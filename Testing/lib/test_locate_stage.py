@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from engine_fixtures import ct_volume
+from scipy import ndimage
 
 from RefSAM3DLib.engine.delineate.axial_slices import AxialSlices
 from RefSAM3DLib.engine.locate import LocateStage
 from RefSAM3DLib.engine.locate.body_profile import BodyProfile, match_slices, slice_shifts
 from RefSAM3DLib.engine.locate.references import load_reference, manifest
+from RefSAM3DLib.engine.locate.translation_search import translation_starts
 from RefSAM3DLib.engine.prompts import Prompt
 from RefSAM3DLib.engine.stage_inputs import region_prompt
 from RefSAM3DLib.io.geometry import VolumeGeometry
@@ -31,8 +33,10 @@ SAMPLE = "ts_p1_abdomen"
 ONLY_SAMPLE = tuple(e["id"] for e in manifest() if e["id"] != SAMPLE)
 
 
-def _shifted_reference(z_keep: slice) -> tuple[Volume, np.ndarray]:
-    """The sample reference and its labels moved by SHIFT_LPS, cut to ``z_keep`` axial slices (LPS grid)."""
+def _shifted_reference(z_keep: slice, y_keep: slice = slice(None), x_keep: slice = slice(None)
+                       ) -> tuple[Volume, np.ndarray]:
+    """The sample reference and its labels moved by SHIFT_LPS, cut to ``z_keep`` axial slices (and in-plane to
+    ``y_keep``, ``x_keep``: a small reconstruction field) on an LPS grid."""
     reference = load_reference(SAMPLE)
     grid = sitk.Image(reference.image.GetSize(), sitk.sitkFloat32)
     grid.CopyInformation(reference.image)
@@ -40,8 +44,8 @@ def _shifted_reference(z_keep: slice) -> tuple[Volume, np.ndarray]:
     shift = sitk.TranslationTransform(3, (-SHIFT_LPS).tolist())  # patient point -> reference point
     image = sitk.Resample(reference.image, grid, shift, sitk.sitkLinear, -1024.0)
     labels = sitk.Resample(reference.labels, grid, shift, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    image = sitk.DICOMOrient(image[:, :, z_keep], "LPS")
-    labels = sitk.DICOMOrient(labels[:, :, z_keep], "LPS")
+    image = sitk.DICOMOrient(image[x_keep, y_keep, z_keep], "LPS")
+    labels = sitk.DICOMOrient(labels[x_keep, y_keep, z_keep], "LPS")
     affine = np.eye(4)
     affine[:3, :3] = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
     affine[:3, 3] = image.GetOrigin()
@@ -113,6 +117,31 @@ def test_a_twenty_slice_slab_is_found_along_the_reference():
         region = stage.locate(name)
         assert region.state == "located", name
         assert _dice(_coarse(stage, volume, name), labels == reference.structures[name].value) > 0.7, name
+
+
+def test_the_translation_search_finds_a_small_block_inside_a_larger_volume():
+    rng = np.random.default_rng(3)
+    large = ndimage.gaussian_filter(rng.normal(0, 1, (40, 44, 48)), 2.0)
+    block = large[10:30, 6:30, 20:44]  # [z, y, x] on 4 mm voxels: the block starts at (80, 24, 40) mm in x, y, z
+    fixed, moving = sitk.GetImageFromArray(block), sitk.GetImageFromArray(large)
+    for image in (fixed, moving):
+        image.SetSpacing((4.0, 4.0, 4.0))
+    starts = translation_starts(fixed, moving, count=2)
+    assert np.allclose(starts[0][0], (80.0, 24.0, 40.0), atol=4.0) and starts[0][1] > 0.9
+    assert np.linalg.norm(starts[1][0] - starts[0][0]) >= 30.0  # the runner-up is another place, not a neighbour
+
+
+@pytest.mark.slow
+def test_a_small_field_of_view_that_cuts_the_body_is_found_inside_the_reference():
+    """A 168 x 165 mm field around the liver (the body cut on every side): the body-profile start assumes whole
+    slices and fails here; the translation search puts the scan back where it came from."""
+    volume, labels = _shifted_reference(slice(60, 112), slice(25, 80), slice(50, 106))
+    stage = LocateStage(volume, "CT", leave_out=ONLY_SAMPLE)
+    reference = load_reference(SAMPLE)
+    region = stage.locate("liver")
+    assert region.state == "located"
+    assert _dice(_coarse(stage, volume, "liver"), labels == reference.structures["liver"].value) > 0.7
+    assert stage._fitted[0].fit.correlation > 0.8
 
 
 def test_mr_unknown_names_and_a_scan_unlike_any_body_are_unknown():

@@ -3,8 +3,9 @@
 Both images are resampled (Gaussian prefiltered) onto identity-direction LPS grids of ``GRID_MM``. Where along
 the body the patient's scan sits is found first: per-slice body profiles (``body_profile``) propose the best
 few z-offsets over the reference's whole length -- a 20-slice slab or a chest-only scan overlaps the reference
-only in part, so short overlaps are allowed -- each proposal is scored by the correlation of the two images
-as they stand, and the best ones are refined by an affine fit (mean squares of soft-tissue-windowed HU). The
+only in part, so short overlaps are allowed -- and a 3D translation search (``translation_search``) adds the
+starts a small reconstruction field needs (it cuts the body in-plane, so whole-slice profiles mislead); each
+proposal is scored by the correlation of the two images as they stand, and the best ones are refined by an affine fit (mean squares of soft-tissue-windowed HU). The
 fit that correlates best over the patient's body wins. Its quality is judged twice: over the whole overlap
 (``AtlasFit.correlation``) and, per structure, in the structure's own neighbourhood (``local_correlation``): a
 reference that fits the liver well may fit the pelvis badly, and one global threshold would throw the good
@@ -19,10 +20,12 @@ import SimpleITK as sitk
 
 from ...io.geometry import VolumeGeometry
 from .body_profile import body_mask, body_profile, slice_shifts, translation_for_shift
+from .translation_search import translation_starts
 
 GRID_MM = 4.0
 WINDOW_HU = (-300.0, 400.0)  # soft tissue and bone edges; fat, air and metal saturate
 PROPOSALS = 6  # z-offsets scored as they stand
+SEARCHED = 3  # starts of the 3D translation search (a scan that cuts the body in-plane), scored alike
 REFINED = 2  # of those, affine-fitted
 MIN_OVERLAP_MM = 100.0  # the overlap asked for, unless the patient's scan is shorter
 # of the grid's voxels, read by the affine metric per iteration: 0.3 gave the same text Dice (leave-one-out, both
@@ -89,6 +92,9 @@ def fit_reference(patient: sitk.Image, reference: sitk.Image, seed: int = 0,
         if start is not None:
             translation = sitk.TranslationTransform(3, start.tolist())
             starts.append((_correlation(fixed_w, moving_w, translation, body)[0], translation))
+    for start, _ in translation_starts(fixed_w, moving_w, SEARCHED):
+        translation = sitk.TranslationTransform(3, start.tolist())
+        starts.append((_correlation(fixed_w, moving_w, translation, body)[0], translation))
     starts.sort(key=lambda item: item[0], reverse=True)
     best = None
     for _, translation in starts[:REFINED]:
