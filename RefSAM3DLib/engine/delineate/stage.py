@@ -124,9 +124,11 @@ class DelineationStage:
     def view(self) -> View:
         return View.whole(self.slices.shape[1:], self.slices.pixel_mm)
 
-    def click_view(self) -> View:
-        """Where clicks are decoded: the whole slice, or on a tight crop the slices padded into a whole CT
-        slice's field (``field_of_view``)."""
+    def open_view(self) -> View:
+        """Where prompts without a box (clicks, a located region) are decoded: the whole slice, or on a tight
+        crop the slices padded into a whole CT slice's field (``field_of_view``). For text on 128-cubed liver
+        crops padded gave liver 0.53-0.94 -> 0.78-0.96, stomach, spleen and the CTA heart higher too, the CTA
+        aorta lower (0.64 -> 0.39; model card)."""
         return candidate_views(self.slices.shape[1:], self.slices.pixel_mm, self.crop)[-1]
 
     def _surroundings(self, zrc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +199,7 @@ class DelineationStage:
         lattice = self.step.coarse  # the widest slice is a registration's estimate: the nearest slice that other
         start_z = int(np.clip(round(region.widest_z / lattice) * lattice, 0, shape[0] - 1))  # walks decode too
         window = self.window_for((region.lo, region.hi))
-        view = self.view()
+        view = self.open_view()
         start = start_on_region(self.segmenter, view, window, start_z, region.widest_box, region.coarse[start_z])
         if start is None:
             return Delineation(region.coarse, bool(region.coarse.any()), start_z,
@@ -229,10 +231,10 @@ class DelineationStage:
         shape = self.slices.shape
         previous = request.previous
         if request.box is None:
-            return (previous.copy() if previous is not None else np.zeros(shape, bool)), None, self.click_view()
+            return (previous.copy() if previous is not None else np.zeros(shape, bool)), None, self.open_view()
         lo, hi = np.minimum(*request.box), np.maximum(*request.box)
         if previous is not None and _belongs_to_box(previous, lo, hi):
-            return previous.copy(), None, self.click_view()
+            return previous.copy(), None, self.open_view()
         inside = [p for p in includes if np.all(p >= lo - 0.5) and np.all(p <= hi + 0.5)]
         start_z = _cell(inside[0], shape)[0] if inside else None
 
