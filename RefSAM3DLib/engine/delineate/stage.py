@@ -25,6 +25,7 @@ from ..progress import check_cancel
 from .axial_slices import AxialSlices
 from .box_delineation import Delineation, box_slices, delineate_box, walk_from
 from .click_edits import edit_with_click
+from .click_object import overlap_dice
 from .consistency import keep_object
 from .field_of_view import candidate_views, is_crop
 from .propagation import StopRules, Stride, bounding_box, inside_box
@@ -46,6 +47,9 @@ COARSE_GAP_MM = 7.5  # while the object keeps its shape, decoded slices up to th
 BOX_AGREEMENT = 0.7  # a previous mask spanning this much of the box on each axis (and inside it) came from it
 REGION_MARGIN_MM = 10.0  # a located region's box is grown by this for the walk (registration error)
 CUT_EXTENSION_MM = 40.0  # ... and by this in-plane where the references cut the structure (in z: no end)
+MIN_TENTATIVE_AGREEMENT = 0.3  # a tentative region's delineation must overlap the region this much (Dice)
+UNCONFIRMED = ("only a reference that fits this scan poorly there places it, and the image did not confirm it; if "
+               "it is there, place a click on it or draw a box around it")
 
 
 @dataclass
@@ -58,6 +62,7 @@ class RegionPrompt:
     widest_box: np.ndarray
     coarse: np.ndarray  # bool (z, row, col): the region itself, the answer when delineation finds nothing
     continues: list[tuple[int, int]] = field(default_factory=list)  # (axis, sign) where the structure goes on
+    tentative: bool = False  # placed by poorly fitting references only: kept only where the image confirms it
 
 
 @dataclass
@@ -193,7 +198,8 @@ class DelineationStage:
         region's widest slice (``region_start``), walked slice by slice within the region's box moved onto that
         object and grown by the registration's uncertainty -- without an end where the references cut the
         structure (an aorta, a lung: the region is only a seed). Without a start the coarse region is the
-        answer."""
+        answer -- unless the region is tentative (placed by poorly fitting references only): then it stands only
+        if the decoder finds an object on it that overlaps it, and otherwise the answer is "not found"."""
         shape = self.slices.shape
         check_cancel(cancel)
         lattice = self.step.coarse  # the widest slice is a registration's estimate: the nearest slice that other
@@ -201,6 +207,8 @@ class DelineationStage:
         window = self.window_for((region.lo, region.hi))
         view = self.open_view()
         start = start_on_region(self.segmenter, view, window, start_z, region.widest_box, region.coarse[start_z])
+        if start is None and region.tentative:
+            return Delineation(np.zeros(shape, bool), False, start_z, reason=UNCONFIRMED)
         if start is None:
             return Delineation(region.coarse, bool(region.coarse.any()), start_z,
                                reason="" if region.coarse.any() else "the located region is empty")
@@ -222,8 +230,11 @@ class DelineationStage:
         z_range = (int(np.floor(lo[0])), int(np.ceil(hi[0])))
         limit = np.asarray([lo[1], lo[2], hi[1], hi[2]])
         mask &= inside_box(limit, mask.shape)
-        return walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
-                         step=self.step)
+        result = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
+                           step=self.step)
+        if region.tentative and overlap_dice(result.mask, region.coarse) < MIN_TENTATIVE_AGREEMENT:
+            return Delineation(np.zeros(shape, bool), False, start_z, reason=UNCONFIRMED)
+        return result
 
     def _starting_state(self, request, window, includes, excludes):
         """The mask clicks edit: the previous result, or the box's delineation (None: nothing in the box), with

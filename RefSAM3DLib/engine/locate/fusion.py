@@ -4,10 +4,10 @@ Each reference that knows the structure votes with its warped label, weighted by
 patient around that structure (``local_correlation``; a reference that fits badly there has no say). The
 fused probability is the weighted mean of the votes; the region is where it reaches one half (the
 "core" the delineation anchors on: boxes from a majority are tighter than from a union). Majority voting was
-chosen over STAPLE and joint label fusion because with the two references shipped (often only one of them
-fits a structure) they reduce to nearly the same thing, and a weighted vote needs no intensity model of the
-patient; with more references the comparison should be measured (not done: two references give nothing to
-compare).
+chosen over STAPLE and joint label fusion because with the references shipped (two label the abdominal organs,
+and often only one of them fits a structure; the whole-trunk ones label a few structures each) they reduce to
+nearly the same thing, and a weighted vote needs no intensity model of the patient; with more fully labelled
+references the comparison should be measured (not done: nothing here to compare on).
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_LOCAL_CORRELATION = 0.3  # a reference fitting worse than this around a structure does not vote for it
+# ... unless no reference fits better: then those that place it in the scan and fit at least this well give a
+# tentative region, which stands only if the image confirms it (the delineation stage; ``Region.tentative``)
+TENTATIVE_CORRELATION = 0.1
 
 
 @dataclass
@@ -35,11 +38,15 @@ class FusedRegion:
     voters: int
     cut_low: np.ndarray  # (3,) bool LPS x, y, z: the structure may continue beyond the region's low side
     cut_high: np.ndarray
+    tentative: bool = False  # from references that fit poorly around it (no better one)
 
 
 def fuse(votes: list[Vote]) -> FusedRegion | None:
     """None when no reference fits well enough around the structure to vote."""
     trusted = [v for v in votes if v.weight >= MIN_LOCAL_CORRELATION]
+    tentative = not trusted
+    if tentative:
+        trusted = [v for v in votes if v.weight >= TENTATIVE_CORRELATION and v.mask.any()]
     if not trusted:
         return None
     total = sum(v.weight for v in trusted)
@@ -51,4 +58,4 @@ def fuse(votes: list[Vote]) -> FusedRegion | None:
     cut_low = np.any([v.cut[0] for v in trusted], axis=0)
     cut_high = np.any([v.cut[1] for v in trusted], axis=0)
     return FusedRegion(probability.astype(np.float32), core, float(inside), total / len(trusted), len(trusted),
-                       cut_low, cut_high)
+                       cut_low, cut_high, tentative)

@@ -1,8 +1,8 @@
 """The locate stage of one session: where a text prompt points, from the registered reference CTs.
 
 The network's own text grounding was learned from one labelled abdominal CT and does not find organs on new
-patients; registering labelled reference CTs onto the patient does. Every reference is fitted once per session
-(the first text prompt that needs them; seconds, reported as a step, cancellable between references), its
+patients; registering labelled reference CTs onto the patient does. Each reference is fitted once per session,
+at the first text prompt it can answer (seconds, reported as a step, cancellable between references), its
 labels are warped onto the registration grid, and each text prompt is answered by fusing the references that
 know the structure and fit well around it (``fusion``). The answer is a ``Region``:
 
@@ -43,6 +43,7 @@ class Region:
     cut_ras: list[np.ndarray] = field(default_factory=list)  # unit RAS directions in which it may continue
     confidence: float = 0.0
     references: tuple[str, ...] = ()
+    tentative: bool = False  # only poorly fitting references place it: the image must confirm it
 
 
 @dataclass
@@ -58,38 +59,50 @@ class LocateStage:
         self.volume = volume
         self.modality = modality
         self.leave_out = tuple(leave_out)
-        self._fitted: list[_Fitted] | None = None
+        self._fits: dict[str, _Fitted | None] = {}  # reference id -> its fit; None: it does not fit this scan
         self._grid: sitk.Image | None = None
 
     @property
-    def fitted(self) -> bool:
-        return self._fitted is not None
+    def fitted(self) -> list[_Fitted]:
+        """The references fitted so far that fit this scan, in the manifest's order."""
+        return [self._fits[i] for i in reference_ids(self.leave_out) if self._fits.get(i) is not None]
 
     def references(self) -> list[Reference]:
         return [load_reference(i) for i in reference_ids(self.leave_out)]
 
     def knows(self, text: str) -> bool:
         """Whether some reference labels the structure a text means (it may still be outside this scan)."""
+        return bool(self._knowing(text))
+
+    def needs_fitting(self, text: str) -> bool:
+        """Whether answering ``text`` means registering a reference first (the slow step of the first prompts)."""
+        return self.modality == "CT" and any(r.id not in self._fits for r in self._knowing(text))
+
+    def _knowing(self, text: str) -> list[Reference]:
         concept = resolve(text).concept
         if concept is None:
-            return False
-        return any(r.members(concept.raw_names) for r in self.references())
+            return []
+        return [r for r in self.references() if r.members(concept.raw_names)]
 
-    # ------------------------------------------------------------------ fitting, once per session
-    def fit(self, progress=None, cancel=None) -> list[_Fitted]:
-        if self._fitted is None:
-            if self.modality != "CT":
-                self._fitted = []
-                return self._fitted
+    # ------------------------------------------------------------------ fitting, once per reference and session
+    def fit(self, progress=None, cancel=None, references: list[Reference] | None = None) -> list[_Fitted]:
+        """Register ``references`` (default: all) not registered yet. A reference that labels only a few
+        structures (the sonogym CTs) is fitted when a prompt first asks for one of them, so a session that never
+        does so never pays for it."""
+        if self.modality != "CT":
+            return []
+        todo = [r for r in (self.references() if references is None else references) if r.id not in self._fits]
+        if todo:
             patient = sitk_image(self.volume.array, self.volume.geometry)
-            grid = lps_grid(patient)
-            fitted = []
-            references = self.references()
-            for n, reference in enumerate(references):
-                report(progress, n, len(references), f"fitting reference CT {n + 1}/{len(references)}")
+            if self._grid is None:
+                self._grid = lps_grid(patient)
+            grid = self._grid
+            for n, reference in enumerate(todo):
+                report(progress, n, len(todo), f"fitting reference CT {n + 1}/{len(todo)}")
                 check_cancel(cancel)
                 fit = fit_reference(patient, reference.image, patient_grid=grid)
                 if fit is None or fit.correlation < MIN_FIT_CORRELATION:
+                    self._fits[reference.id] = None
                     continue
                 empty = sitk.Image(grid.GetSize(), sitk.sitkUInt8)
                 empty.CopyInformation(grid)
@@ -97,10 +110,13 @@ class LocateStage:
                                        sitk.sitkUInt8)
                 affine = fit.transform.GetNthTransform(1)
                 scale = float(abs(np.linalg.det(np.asarray(affine.GetMatrix()).reshape(3, 3))))
-                fitted.append(_Fitted(reference, fit, sitk.GetArrayFromImage(warped), scale))
+                self._fits[reference.id] = _Fitted(reference, fit, sitk.GetArrayFromImage(warped), scale)
             check_cancel(cancel)
-            self._grid, self._fitted = grid, fitted
-        return self._fitted
+        return self.fitted
+
+    def fit_for(self, text: str, progress=None, cancel=None) -> list[_Fitted]:
+        """Register the references that label what ``text`` means (those not registered yet)."""
+        return self.fit(progress, cancel, self._knowing(text))
 
     # ------------------------------------------------------------------ one prompt
     def locate(self, text: str, progress=None, cancel=None) -> Region:
@@ -111,9 +127,9 @@ class LocateStage:
             return Region("unknown", "the reference scans are CT; this volume is not")
         if not self.knows(text):
             return Region("unknown", "no reference labels this structure")
-        fitted = self.fit(progress, cancel)
+        self.fit_for(text, progress, cancel)
         votes, names = [], []
-        for item in fitted:
+        for item in self.fitted:
             members = item.reference.members(concept.raw_names)
             if members is None:
                 continue
@@ -184,4 +200,4 @@ class LocateStage:
                     lps[axis] = sign
                     cut.append(lps * np.asarray([-1.0, -1.0, 1.0]))
         return Region("located", "fused reference CTs", ijk.min(0), ijk.max(0), to_ras(flat), to_ras(nz), cut,
-                      fused.confidence, names)
+                      fused.confidence, names, fused.tentative)
