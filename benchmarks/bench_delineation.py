@@ -12,8 +12,9 @@ physical space). Measured in one process, in this order, each from a fresh sessi
   largest error against the kidney's label, include or exclude);
 * the same box through the network's own 3D decoder (``delineation=False``), for the ratio;
 * text "left kidney" on a fresh session, file -> mask: read, open, fit the reference CTs, locate + delineate,
-  write; then texts "spleen", "liver", "right kidney" and "stomach" on the same session (the fit is reused; how
-  many of their slices are encoded already depends on where the earlier walks went);
+  write (the fit: the references that label the kidney); then texts "spleen", "liver", "right kidney" and
+  "stomach" on the same session (the fit is reused; how many of their slices are encoded already depends on
+  where the earlier walks went), and "esophagus" (one more reference to register: a whole-trunk CT);
 and the process's peak resident memory. Run it on a quiet machine; compare ratios from one run. The engine runs on
 one worker thread, as in the Slicer module and the server (on this 2-core CPU the main thread measured 2-3x slower;
 ``bench_serve.py``); ``--main-thread`` runs it on the main thread instead, as ``refsam3d segment`` does.
