@@ -219,6 +219,29 @@ def test_a_tentative_region_stands_only_where_the_image_confirms_it(delineating_
     assert fallback.found and np.array_equal(fallback.mask, on_sphere)
 
 
+def test_a_region_whose_widest_slice_lies_on_a_neighbour_is_walked_from_its_centre_too(delineating_predictor):
+    """A registration a few centimetres off puts a region's widest slice on a neighbouring object: the walk from
+    there draws the neighbour, the walk from the region's centre draws the structure, and the one that agrees
+    with the region is the answer."""
+    shape, spacing = (140, 140, 60), np.asarray([1.0, 1.0, 2.0])
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    rng = np.random.default_rng(5)
+    array = np.where(((i - 70) / 64.0) ** 2 + ((j - 70) / 60.0) ** 2 < 1, 40.0, -1000.0) + rng.normal(0, 12, shape)
+    balls = [sum(((g - c) * sp) ** 2 for g, c, sp in zip((i, j, k), centre, spacing)) <= 14.0 ** 2
+             for centre in ((60.0, 60.0, 12.0), (80.0, 80.0, 42.0))]  # a neighbour low, the structure high
+    for ball in balls:
+        array[ball] = 130.0 + rng.normal(0, 12, int(ball.sum()))
+    volume = Volume(array.astype(np.int16), VolumeGeometry.from_spacing(shape, tuple(spacing)), modality="CT")
+    delineation = delineating_predictor.open(volume).delineation
+    neighbour, structure = (delineation.slices.mask_from_volume(b) for b in balls)
+    region = structure.copy()
+    low = int(np.argmax(neighbour.sum(axis=(1, 2))))
+    rows, cols = np.nonzero(neighbour[low])  # a sliver of region on the neighbour, a little wider than the structure
+    region[low, rows.min() - 2:rows.max() + 3, cols.min() - 2:cols.max() + 3] = True
+    result = delineation.run_region(_region_on(region, tentative=False))
+    assert result.found and _dice(result.mask, structure) > 0.85 and not (result.mask & neighbour).any()
+
+
 def test_a_box_around_nothing_is_not_found(delineating_predictor):
     volume, _ = _sphere_volume(120.0, 15.0)
     session = delineating_predictor.open(volume)

@@ -47,6 +47,8 @@ COARSE_GAP_MM = 7.5  # while the object keeps its shape, decoded slices up to th
 BOX_AGREEMENT = 0.7  # a previous mask spanning this much of the box on each axis (and inside it) came from it
 REGION_MARGIN_MM = 10.0  # a located region's box is grown by this for the walk (registration error)
 CUT_EXTENSION_MM = 40.0  # ... and by this in-plane where the references cut the structure (in z: no end)
+SECOND_START_MM = 10.0  # a region's centre slice this far from its widest: a second walk starts there ...
+AGREED = 0.5  # ... when the first walk's mask agrees with the region less than this (Dice)
 MIN_TENTATIVE_AGREEMENT = 0.3  # a tentative region's delineation must overlap the region this much (Dice)
 UNCONFIRMED = ("only a reference that fits this scan poorly there places it, and the image did not confirm it; if "
                "it is there, place a click on it or draw a box around it")
@@ -194,28 +196,52 @@ class DelineationStage:
                            reason="" if state.any() else "the decoder found no object at the prompt")
 
     def run_region(self, region: RegionPrompt, cancel=None) -> Delineation:
-        """A located region (``engine.locate``) -> the structure: the object nearest the region's box on the
-        region's widest slice (``region_start``), walked slice by slice within the region's box moved onto that
-        object and grown by the registration's uncertainty -- without an end where the references cut the
-        structure (an aorta, a lung: the region is only a seed). Without a start the coarse region is the
-        answer -- unless the region is tentative (placed by poorly fitting references only): then it stands only
-        if the decoder finds an object on it that overlaps it, and otherwise the answer is "not found"."""
+        """A located region (``engine.locate``) -> the structure: the object nearest the region's box on a start
+        slice (``region_start``), walked slice by slice within the region's box moved onto that object and grown
+        by the registration's uncertainty -- without an end where the references cut the structure (an aorta, a
+        lung: the region is only a seed). Two start slices are tried where they lie apart: the region's widest
+        slice and, when the walk from there agrees poorly with the region, its centre along z (a registration off
+        by a few centimetres puts the widest slice of a reference's stomach on the patient's colon, its centre on
+        the stomach; or the other way round); the walk that agrees better with the region wins. Without a start the coarse region is the answer -- unless
+        the region is tentative (placed by poorly fitting references only): then it stands only if the decoder
+        finds an object on it that overlaps it, and otherwise the answer is "not found"."""
         shape = self.slices.shape
         check_cancel(cancel)
-        lattice = self.step.coarse  # the widest slice is a registration's estimate: the nearest slice that other
-        start_z = int(np.clip(round(region.widest_z / lattice) * lattice, 0, shape[0] - 1))  # walks decode too
-        window = self.window_for((region.lo, region.hi))
+        lattice = self.step.coarse  # a start slice is a registration's estimate: the nearest slice that other
+        window = self.window_for((region.lo, region.hi))  # walks decode too
         view = self.open_view()
-        start = start_on_region(self.segmenter, view, window, start_z, region.widest_box, region.coarse[start_z])
-        if start is None and region.tentative:
-            return Delineation(np.zeros(shape, bool), False, start_z, reason=UNCONFIRMED)
-        if start is None:
+        best: tuple[float, Delineation] | None = None
+        starts = [(region.widest_z, region.widest_box)]
+        centre = _centre_slice(region.coarse)
+        if centre is not None and abs(centre[0] - region.widest_z) * self.slices.slice_mm >= SECOND_START_MM:
+            starts.append(centre)
+        for z, box in starts:
+            if best is not None and best[0] >= AGREED:
+                break  # the walk from the widest slice agrees with the region: no second opinion needed
+            start_z = int(np.clip(round(z / lattice) * lattice, 0, shape[0] - 1))
+            walked = self._walk_region(region, start_z, box, view, window)
+            if walked is not None:
+                agreement = overlap_dice(walked.mask, region.coarse)
+                if best is None or agreement > best[0]:
+                    best = (agreement, walked)
+            check_cancel(cancel)
+        start_z = int(np.clip(round(region.widest_z / lattice) * lattice, 0, shape[0] - 1))
+        if best is None or (region.tentative and best[0] < MIN_TENTATIVE_AGREEMENT):
+            if region.tentative:
+                return Delineation(np.zeros(shape, bool), False, start_z, reason=UNCONFIRMED)
             return Delineation(region.coarse, bool(region.coarse.any()), start_z,
                                reason="" if region.coarse.any() else "the located region is empty")
+        return best[1]
+
+    def _walk_region(self, region: RegionPrompt, start_z: int, box: np.ndarray, view, window) -> Delineation | None:
+        """The walk from one start slice of a region; None when no object is found there."""
+        shape = self.slices.shape
+        start = start_on_region(self.segmenter, view, window, start_z, box, region.coarse[start_z])
+        if start is None:
+            return None
         mask, iou = start
         found = bounding_box(mask)
-        offset = np.asarray([(found[0] + found[2] - region.widest_box[0] - region.widest_box[2]) / 2,
-                             (found[1] + found[3] - region.widest_box[1] - region.widest_box[3]) / 2])
+        offset = np.asarray([(found[0] + found[2] - box[0] - box[2]) / 2, (found[1] + found[3] - box[1] - box[3]) / 2])
         margin = np.asarray([REGION_MARGIN_MM / self.slices.pixel_mm[0], REGION_MARGIN_MM / self.slices.pixel_mm[1]])
         lo = np.concatenate([[region.lo[0] - REGION_MARGIN_MM / self.slices.slice_mm], region.lo[1:] + offset - margin])
         hi = np.concatenate([[region.hi[0] + REGION_MARGIN_MM / self.slices.slice_mm], region.hi[1:] + offset + margin])
@@ -230,11 +256,8 @@ class DelineationStage:
         z_range = (int(np.floor(lo[0])), int(np.ceil(hi[0])))
         limit = np.asarray([lo[1], lo[2], hi[1], hi[2]])
         mask &= inside_box(limit, mask.shape)
-        result = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
-                           step=self.step)
-        if region.tentative and overlap_dice(result.mask, region.coarse) < MIN_TENTATIVE_AGREEMENT:
-            return Delineation(np.zeros(shape, bool), False, start_z, reason=UNCONFIRMED)
-        return result
+        return walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
+                         step=self.step)
 
     def _starting_state(self, request, window, includes, excludes):
         """The mask clicks edit: the previous result, or the box's delineation (None: nothing in the box), with
@@ -294,3 +317,15 @@ def _enforce_clicks(state: np.ndarray, includes, excludes) -> None:
         for p in points:
             z, r, c = _cell(p, shape)
             state[z, max(0, r - CLICK_RADIUS):r + CLICK_RADIUS + 1, max(0, c - CLICK_RADIUS):c + CLICK_RADIUS + 1] = value
+
+
+def _centre_slice(coarse: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """The region's centre along z (its area-weighted mean slice) and its in-plane box there."""
+    areas = coarse.sum(axis=(1, 2))
+    if not areas.any():
+        return None
+    z = int(round(float((np.arange(len(areas)) * areas).sum() / areas.sum())))
+    if not coarse[z].any():
+        z = int(np.flatnonzero(areas)[np.argmin(np.abs(np.flatnonzero(areas) - z))])
+    rows, cols = np.nonzero(coarse[z])
+    return float(z), np.asarray([rows.min(), cols.min(), rows.max(), cols.max()], float)
