@@ -202,9 +202,10 @@ class DelineationStage:
         lung: the region is only a seed). Two start slices are tried where they lie apart: the region's widest
         slice and, when the walk from there agrees poorly with the region, its centre along z (a registration off
         by a few centimetres puts the widest slice of a reference's stomach on the patient's colon, its centre on
-        the stomach; or the other way round); the walk that agrees better with the region wins. Without a start the coarse region is the answer -- unless
-        the region is tentative (placed by poorly fitting references only): then it stands only if the decoder
-        finds an object on it that overlaps it, and otherwise the answer is "not found"."""
+        the stomach; or the other way round); the walk that agrees better with the region wins. Without a start
+        the coarse region is the answer -- unless the region is tentative (placed by poorly fitting references
+        only): then it stands only if the decoder finds an object on it that overlaps it, and otherwise the
+        answer is "not found"."""
         shape = self.slices.shape
         check_cancel(cancel)
         lattice = self.step.coarse  # a start slice is a registration's estimate: the nearest slice that other

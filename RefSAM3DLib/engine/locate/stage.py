@@ -125,9 +125,10 @@ class LocateStage:
             return Region("unknown", "no reference knows this structure")
         if self.modality != "CT":
             return Region("unknown", "the reference scans are CT; this volume is not")
-        if not self.knows(text):
+        knowing = self._knowing(text)
+        if not knowing:
             return Region("unknown", "no reference labels this structure")
-        self.fit_for(text, progress, cancel)
+        self.fit(progress, cancel, knowing)
         votes, names = [], []
         for item in self.fitted:
             members = item.reference.members(concept.raw_names)
