@@ -28,6 +28,10 @@ CYST = Code("367643001", "SCT", "Cyst")
 EDEMA = Code("79654002", "SCT", "Edema")
 
 _CYST_WORDS = {"cyst", "cysts", "cystic"}
+# Concept ids of the skeleton: a bone meets its neighbour at a joint of the same density, where an image
+# walk cannot tell one from the other
+_BONE_IDS = ("vertebrae", "rib", "femur", "hip", "humerus", "scapula", "clavicula", "sacrum", "skull", "sternum",
+             "costal_cartilages")
 _EDEMA_WORDS = {"edema", "oedema", "edematous", "oedematous"}
 
 
@@ -67,6 +71,10 @@ class Concept:
     def color_float(self) -> tuple[float, float, float]:
         r, g, b = self.color
         return (r / 255.0, g / 255.0, b / 255.0)
+
+    @property
+    def bone(self) -> bool:
+        return self.id.startswith(_BONE_IDS)
 
     @property
     def raw_names(self) -> tuple[str, ...]:

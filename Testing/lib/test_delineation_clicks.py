@@ -3,7 +3,9 @@ centre of a sphere of lung-lesion, soft-tissue or bone density (15-27 mm radius)
 step of a simulated click session an include click is inside the result and an exclude click outside; a box
 around a real kidney returns the kidney and encodes only the slices it needs, once; a liver cut by a tight crop
 comes back from its box, and from text when its own reference is left out (another patient's reference found
-by the translation search, the region decoded padded); a box around nothing is "not found"; the slice encoder's bfloat16 (where the hardware has it) draws the float32 kidney."""
+by the translation search, the region decoded padded); a region walk goes on past the region where the object
+does (an organ that tapers, a tube the references cut); a box around nothing is "not found"; the slice encoder's
+bfloat16 (where the hardware has it) draws the float32 kidney."""
 from __future__ import annotations
 
 import numpy as np
@@ -304,3 +306,48 @@ def test_one_click_follows_an_object_that_brightens_along_its_length(delineating
     z_found = np.flatnonzero(mask.any(axis=(0, 1)))
     assert _dice(mask, inside) >= 0.9
     assert z_found[0] <= 16 and z_found[-1] >= 84  # the object spans k = 10..90
+
+
+def test_a_region_placed_too_high_is_walked_past_its_end_while_the_object_tapers(delineating_predictor):
+    """A reference registered a few centimetres too high gives a region over the top of an organ only: the walk
+    reaches the region's lower end with the object still there, goes on past it while the cross-section keeps
+    to the organ's taper, and returns the whole organ (within the region alone: its upper part). A bone's walk
+    stays within the region's slices and their margin (past them it would cross a joint)."""
+    from dataclasses import replace
+
+    from RefSAM3DLib.engine.delineate import stage
+
+    volume, inside = _ellipsoid_volume()  # k = 10..90
+    delineation = delineating_predictor.open(volume).delineation
+    structure = delineation.slices.mask_from_volume(inside)
+    region = structure.copy()
+    region[:65] = False  # the region covers the top 25 mm of the 80 mm object
+    result = delineation.run_region(_region_on(region, tentative=False))
+    z_found = np.flatnonzero(result.mask.any(axis=(1, 2)))
+    assert result.found and _dice(result.mask, structure) >= 0.9
+    assert z_found[0] <= 16 and z_found[-1] >= 84
+    bone = delineation.run_region(replace(_region_on(region, tentative=False), bone=True))
+    assert bone.found and np.flatnonzero(bone.mask.any(axis=(1, 2)))[0] >= 65 - stage.REGION_MARGIN_MM - 1
+
+
+def test_a_tube_the_references_cut_is_followed_out_of_the_region_s_box(delineating_predictor):
+    """A tube the references hold only in part (an aorta) drifts 50 mm sideways as it rises: the walk follows it
+    out of the region's in-plane box and past its last slice to the end of the scan."""
+    from RefSAM3DLib.engine.delineate import RegionPrompt
+
+    shape = (150, 150, 100)
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    rng = np.random.default_rng(11)
+    array = np.where(((i - 75) / 70.0) ** 2 + ((j - 75) / 70.0) ** 2 < 1, 40.0, -1000.0) + rng.normal(0, 12, shape)
+    tube = (i - (45 + 0.5 * k)) ** 2 + (j - (50 + 0.35 * k)) ** 2 <= 10.0 ** 2
+    array[tube] = 200.0 + rng.normal(0, 12, int(tube.sum()))
+    volume = Volume(array.astype(np.int16), VolumeGeometry.from_spacing(shape, (1.0, 1.0, 1.0)), modality="CT")
+    delineation = delineating_predictor.open(volume).delineation
+    structure = delineation.slices.mask_from_volume(tube)
+    region = structure.copy()
+    region[30:] = False  # the references hold its lowest 30 mm and say it goes on upwards
+    walked = _region_on(region, tentative=False)
+    prompt = RegionPrompt(walked.lo, walked.hi, walked.widest_z, walked.widest_box, walked.coarse, [(0, 1)])
+    result = delineation.run_region(prompt)
+    z_found = np.flatnonzero(result.mask.any(axis=(1, 2)))
+    assert result.found and _dice(result.mask, structure) >= 0.9 and z_found[-1] >= 95

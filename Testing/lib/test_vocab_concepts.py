@@ -156,3 +156,9 @@ def test_colour_for_unmatched_text_is_deterministic_saturated_and_distinct():
         assert all(0 <= c <= 255 for c in rgb) and max(rgb) - min(rgb) >= 50  # saturated, never grey
     assert len(set(colours)) == len(colours)
     assert color_for_text("banana") == tuple(c / 255 for c in color_255_for_text("banana"))
+
+
+def test_bones_are_told_from_organs_and_vessels():
+    """The locate stage keeps a bone's walk within its region (a joint joins it to the next bone)."""
+    assert all(get_concept(i).bone for i in ("femur_right", "vertebrae_L3", "rib_left_4", "hip_left", "sacrum"))
+    assert not any(get_concept(i).bone for i in ("spleen", "aorta", "esophagus", "trachea", "iliac_artery_left"))

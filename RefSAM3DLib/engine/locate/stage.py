@@ -44,6 +44,7 @@ class Region:
     confidence: float = 0.0
     references: tuple[str, ...] = ()
     tentative: bool = False  # only poorly fitting references place it: the image must confirm it
+    bone: bool = False  # a bone: past the region it runs into the next one across a joint
 
 
 @dataclass
@@ -142,7 +143,7 @@ class LocateStage:
         if fused.inside_fraction < MIN_INSIDE_FRACTION or not fused.core.any():
             return Region("outside", "the fitted reference CTs put it outside this scan",
                           confidence=fused.confidence, references=tuple(names))
-        return self._region(fused, tuple(names))
+        return self._region(fused, tuple(names), concept.bone)
 
     def _vote(self, item: _Fitted, members: tuple[str, ...]) -> Vote:
         values = [item.reference.structures[m].value for m in members]
@@ -175,7 +176,7 @@ class LocateStage:
                     out[lps_axis] = True
         return out
 
-    def _region(self, fused: FusedRegion, names: tuple[str, ...]) -> Region:
+    def _region(self, fused: FusedRegion, names: tuple[str, ...], bone: bool) -> Region:
         grid, geometry = self._grid, self.volume.geometry
         nz = np.argwhere(fused.core)  # [z, y, x] indices of the LPS registration grid
         lo, hi = nz.min(0), nz.max(0)
@@ -201,4 +202,4 @@ class LocateStage:
                     lps[axis] = sign
                     cut.append(lps * np.asarray([-1.0, -1.0, 1.0]))
         return Region("located", "fused reference CTs", ijk.min(0), ijk.max(0), to_ras(flat), to_ras(nz), cut,
-                      fused.confidence, names, fused.tentative)
+                      fused.confidence, names, fused.tentative, bone)
