@@ -28,11 +28,9 @@ CYST = Code("367643001", "SCT", "Cyst")
 EDEMA = Code("79654002", "SCT", "Edema")
 
 _CYST_WORDS = {"cyst", "cysts", "cystic"}
-# Concept ids of the skeleton: a bone meets its neighbour at a joint of the same density, where an image
-# walk cannot tell one from the other
-_BONE_IDS = ("vertebrae", "rib", "femur", "hip", "humerus", "scapula", "clavicula", "sacrum", "skull", "sternum",
-             "costal_cartilages")
 _EDEMA_WORDS = {"edema", "oedema", "edematous", "oedematous"}
+_BONE_IDS = ("vertebrae", "rib", "femur", "hip", "humerus", "scapula", "clavicula", "sacrum", "skull", "sternum",
+             "costal_cartilages")  # concept id prefixes of the skeleton
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,7 @@ class Concept:
 
     @property
     def bone(self) -> bool:
+        """A bone meets its neighbour at a joint of the same density, where an image walk cannot tell them apart."""
         return self.id.startswith(_BONE_IDS)
 
     @property

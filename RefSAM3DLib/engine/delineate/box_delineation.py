@@ -123,7 +123,12 @@ def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, sta
                                    limit=limit, points_at=points_at, step=step).items():
             out[z] = result.mask
             iou[z] = result.iou
+    out = walked_object(out, z_start, start_mask)
+    return Delineation(out, bool(out.any()), z_start, iou=iou)
+
+
+def walked_object(mask: np.ndarray, z_start: int, start_mask: np.ndarray) -> np.ndarray:
+    """A walk's slices -> one object: slices a step skipped filled, only what connects to the start kept."""
     seed = np.argwhere(start_mask)
     centre = tuple(int(v) for v in seed[len(seed) // 2])
-    out = keep_object(fill_skipped_slices(out), [(z_start,) + centre])
-    return Delineation(out, bool(out.any()), z_start, iou=iou)
+    return keep_object(fill_skipped_slices(mask), [(z_start,) + centre])

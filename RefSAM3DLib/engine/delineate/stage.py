@@ -23,10 +23,10 @@ from ..errors import PromptError
 from ..mask_bounds import mask_bounds
 from ..progress import check_cancel
 from .axial_slices import AxialSlices
-from .box_delineation import Delineation, box_slices, delineate_box, walk_from
+from .box_delineation import Delineation, box_slices, delineate_box, walk_from, walked_object
 from .click_edits import edit_with_click
 from .click_object import overlap_dice
-from .consistency import fill_skipped_slices, keep_object
+from .consistency import keep_object
 from .field_of_view import candidate_views, is_crop
 from .propagation import StopRules, Stride, bounding_box, inside_box, propagate
 from .region_start import start_on_region
@@ -275,8 +275,9 @@ class DelineationStage:
         reference placed 45 mm too high gave the sample CT's spleen a region over its top third (0.68 -> 0.78).
         Only where the region's end cuts the object at a fair share of its widest cross-section (``CUT_SECTION``;
         the spleen: 37 %): at a region's true end the walk has already passed the organ's tip (the sample CT's
-        liver on its own reference: 4 %, the walk going on into the bowel). An open walk went on from a stomach down the colon; not for a bone, which ran on from a femoral head into
-        the hip bone (pelvis-only crop 0.59 -> 0.41)."""
+        liver on its own reference: 4 %, the walk going on into the bowel). An open walk went on from a stomach
+        down the colon; a bone is not walked past its region (a femoral head ran into the hip bone: pelvis-only
+        crop 0.59 -> 0.41)."""
         mask = walked.mask
         last = self.slices.shape[0] - 1
         widest = int(mask.sum(axis=(1, 2)).max())
@@ -291,9 +292,7 @@ class DelineationStage:
                 mask[z] = result.mask
                 grown = True
         if grown:
-            seed = np.argwhere(mask[walked.start_z])
-            centre = tuple(int(v) for v in seed[len(seed) // 2])
-            walked.mask = keep_object(fill_skipped_slices(mask), [(walked.start_z,) + centre])
+            walked.mask = walked_object(mask, walked.start_z, mask[walked.start_z])
             walked.found = bool(walked.mask.any())
         return walked
 

@@ -6,10 +6,10 @@ few z-offsets over the reference's whole length -- a 20-slice slab or a chest-on
 only in part, so short overlaps are allowed -- and a 3D translation search (``translation_search``) adds the
 starts a small reconstruction field needs (it cuts the body in-plane, so whole-slice profiles mislead); each
 proposal is scored by the correlation of the two images as they stand, and the best ones are refined by an
-affine fit (mean squares of soft-tissue-windowed HU). The fit that correlates best over the patient's body wins. Its quality is judged twice: over the whole overlap
-(``AtlasFit.correlation``) and, per structure, in the structure's own neighbourhood (``local_correlation``): a
-reference that fits the liver well may fit the pelvis badly, and one global threshold would throw the good
-part away.
+affine fit (mean squares of soft-tissue-windowed HU). The fit that correlates best over the patient's body wins.
+Its quality is judged twice: over the whole overlap (``AtlasFit.correlation``) and, per structure, in the
+structure's own neighbourhood (``local_correlation``): a reference that fits the liver well may fit the pelvis
+badly, and one global threshold would throw the good part away.
 """
 from __future__ import annotations
 
