@@ -31,6 +31,7 @@ _CYST_WORDS = {"cyst", "cysts", "cystic"}
 _EDEMA_WORDS = {"edema", "oedema", "edematous", "oedematous"}
 _BONE_IDS = ("vertebrae", "rib", "femur", "hip", "humerus", "scapula", "clavicula", "sacrum", "skull", "sternum",
              "costal_cartilages")  # concept id prefixes of the skeleton
+_DIVIDES_BELOW_IDS = ("aorta", "trachea", "iliac_artery")  # vessels and airways whose lower end is a division
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,12 @@ class Concept:
     def bone(self) -> bool:
         """A bone meets its neighbour at a joint of the same density, where an image walk cannot tell them apart."""
         return self.id.startswith(_BONE_IDS)
+
+    @property
+    def divides_below(self) -> bool:
+        """A vessel or airway of slowly changing calibre whose lower end is a division (the aorta into the iliac
+        arteries, the trachea into the bronchi): where its cross-section suddenly halves, a walk down it has left it."""
+        return self.id.startswith(_DIVIDES_BELOW_IDS)
 
     @property
     def raw_names(self) -> tuple[str, ...]:

@@ -351,3 +351,35 @@ def test_a_tube_the_references_cut_is_followed_out_of_the_region_s_box(delineati
     result = delineation.run_region(prompt)
     z_found = np.flatnonzero(result.mask.any(axis=(1, 2)))
     assert result.found and _dice(result.mask, structure) >= 0.9 and z_found[-1] >= 95
+
+
+def test_a_walk_down_a_tube_stops_where_it_divides(delineating_predictor):
+    """A tube that ends below by dividing in two (an aorta at its bifurcation), held by the references only in its
+    upper part: walking down past the region, a walk of a structure that divides there stops at the division
+    (the walk used to go on down one branch: the sample CT's aorta by text ran down the left iliac artery into
+    the iliac vein); the same walk of another structure follows the branch."""
+    from dataclasses import replace
+
+    from RefSAM3DLib.engine.delineate import RegionPrompt
+
+    shape = (150, 150, 100)
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    rng = np.random.default_rng(12)
+    array = np.where(((i - 75) / 70.0) ** 2 + ((j - 75) / 70.0) ** 2 < 1, 40.0, -1000.0) + rng.normal(0, 12, shape)
+    trunk = ((i - 75) ** 2 + (j - 70) ** 2 <= 10.0 ** 2) & (k >= 40)
+    spread = 0.6 * np.clip(40 - k, 0, None)
+    branches = (((i - 75 - 4 - spread) ** 2 + (j - 70) ** 2 <= 6.0 ** 2)
+                | ((i - 75 + 4 + spread) ** 2 + (j - 70) ** 2 <= 6.0 ** 2)) & (k < 40)
+    array[trunk | branches] = 200.0 + rng.normal(0, 12, int((trunk | branches).sum()))
+    volume = Volume(array.astype(np.int16), VolumeGeometry.from_spacing(shape, (1.0, 1.0, 1.0)), modality="CT")
+    delineation = delineating_predictor.open(volume).delineation
+    structure = delineation.slices.mask_from_volume(trunk)
+    region = structure.copy()
+    region[:70] = False  # the references hold its upper 30 mm and say it goes on downwards
+    walked = _region_on(region, tentative=False)
+    prompt = RegionPrompt(walked.lo, walked.hi, walked.widest_z, walked.widest_box, walked.coarse, [(0, -1)])
+    dividing = delineation.run_region(replace(prompt, divides_below=True))
+    lowest = np.flatnonzero(dividing.mask.any(axis=(1, 2)))[0]
+    assert dividing.found and 28 <= lowest <= 40 and _dice(dividing.mask, structure) >= 0.9
+    branch = delineation.run_region(prompt)
+    assert np.flatnonzero(branch.mask.any(axis=(1, 2)))[0] <= 10

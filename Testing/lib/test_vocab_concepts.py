@@ -162,3 +162,9 @@ def test_bones_are_told_from_organs_and_vessels():
     """The locate stage keeps a bone's walk within its region (a joint joins it to the next bone)."""
     assert all(get_concept(i).bone for i in ("femur_right", "vertebrae_L3", "rib_left_4", "hip_left", "sacrum"))
     assert not any(get_concept(i).bone for i in ("spleen", "aorta", "esophagus", "trachea", "iliac_artery_left"))
+
+
+def test_tubes_that_end_below_by_dividing_are_known():
+    """A walk down the aorta or the trachea stops where the tube divides; other tubes and organs walk on."""
+    assert all(get_concept(i).divides_below for i in ("aorta", "trachea", "iliac_artery_left"))
+    assert not any(get_concept(i).divides_below for i in ("esophagus", "inferior_vena_cava", "spleen", "femur_right"))

