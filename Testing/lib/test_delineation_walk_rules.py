@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from RefSAM3DLib.engine.delineate.consistency import keep_object
-from RefSAM3DLib.engine.delineate.propagation import piece_boxes
+from RefSAM3DLib.engine.delineate.propagation import divided, piece_boxes, pieces_meeting, split_by_guide
 from RefSAM3DLib.engine.mask_bounds import mask_bounds, mask_box
 
 
@@ -30,6 +30,36 @@ def test_nearby_parts_share_a_box_and_specks_get_none():
     speck = piece_boxes(_slice_with((20, 10, 90, 50), (150, 150, 152, 152)), gap_px=20)
     assert [tuple(b) for b in speck] == [(20, 10, 90, 50)]
     assert [tuple(b) for b in piece_boxes(_slice_with((5, 6, 7, 8)), gap_px=20)] == [(5, 6, 7, 8)]
+
+
+def test_a_region_s_two_parts_split_the_box_an_arch_would_offer():
+    """Walking down from an aortic arch, the arch's box spans the ascending and the descending aorta and all
+    between; the region's two parts on the next slice cut it into one box each. A box meeting one part (or none)
+    stays whole: a region is only as exact as its registration."""
+    arch = np.asarray([50.0, 20.0, 90.0, 160.0])
+    parts = [np.asarray([40.0, 10.0, 80.0, 60.0]), np.asarray([60.0, 120.0, 100.0, 170.0])]
+    assert [tuple(b) for b in split_by_guide([arch], parts)] == [(50, 20, 80, 60), (60, 120, 90, 160)]
+    assert [tuple(b) for b in split_by_guide([arch], parts[:1])] == [tuple(arch)]
+    assert [tuple(b) for b in split_by_guide([arch], [])] == [tuple(arch)]
+
+
+def test_only_the_pieces_a_region_holds_are_kept_where_it_has_parts():
+    """A second piece beside the one the region holds (the walk going on into the heart beside the descending
+    aorta) is dropped; with no piece in the region's parts, the mask stays as it is."""
+    mask = _slice_with((20, 10, 50, 40), (120, 120, 160, 160))
+    kept = pieces_meeting(mask, [np.asarray([10.0, 0.0, 60.0, 50.0])])
+    assert np.array_equal(kept, _slice_with((20, 10, 50, 40)))
+    assert np.array_equal(pieces_meeting(mask, [np.asarray([0.0, 80.0, 10.0, 100.0])]), mask)
+
+
+def test_a_tube_has_divided_where_its_section_halves_or_falls_in_two_alike_pieces():
+    """The aorta's bifurcation, walking down: one branch kept (area below 0.6 of the tube's recent calibre) or
+    both (two pieces alike in size); a small branch beside it (the SMA by the aorta) is no division."""
+    tube = _slice_with((50, 50, 69, 69))  # 400 px
+    assert not divided(tube, calibre=420.0)
+    assert divided(_slice_with((50, 50, 63, 63)), calibre=420.0)  # 196 px: one branch
+    assert divided(_slice_with((50, 30, 64, 44), (50, 70, 64, 84)), calibre=420.0)  # two of 225 px
+    assert not divided(_slice_with((50, 50, 69, 69), (50, 80, 54, 84)), calibre=420.0)  # 400 + 25 px
 
 
 def test_mask_bounds_are_the_inclusive_corners_of_the_occupied_voxels():

