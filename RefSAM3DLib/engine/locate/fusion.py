@@ -27,6 +27,7 @@ class Vote:
     weight: float  # its local fit
     expected_voxels: float  # how many grid voxels the whole structure would take (scaled by the fit)
     cut: tuple[np.ndarray, np.ndarray]  # the reference scan cuts the structure: (low, high) per LPS axis x, y, z
+    seen: np.ndarray | None = None  # bool: where the reference's scan covers the grid (None: everywhere)
 
 
 @dataclass
@@ -60,7 +61,12 @@ def fuse(votes: list[Vote]) -> FusedRegion | None:
     if not trusted:
         return None
     total = sum(v.weight for v in trusted)
-    probability = sum(v.weight * v.mask.astype(np.float32) for v in trusted) / total
+    # a reference votes only where its scan reaches: outside its field it has not seen the structure's absence
+    # (the CTA crop ends at the celiac trunk; the abdominal aorta below is the sample CT's alone)
+    seen = sum(v.weight * (np.ones(v.mask.shape, np.float32) if v.seen is None else v.seen.astype(np.float32))
+               for v in trusted)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probability = np.where(seen > 0, sum(v.weight * v.mask.astype(np.float32) for v in trusted) / seen, 0.0)
     core = probability >= 0.5
     if not core.any():
         core = probability > 0

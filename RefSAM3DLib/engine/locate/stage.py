@@ -31,6 +31,7 @@ MIN_INSIDE_FRACTION = 0.05  # less of the structure than this inside the scan: "
 MIN_FIT_CORRELATION = 0.4  # a fit this poor over the whole overlap is no fit (a phantom, a non-body scan): unused.
 # Measured: real CTs 0.55-0.9, synthetic body-like test volumes 0.32-0.34
 NEIGHBOURHOOD_MM = 20.0  # the local fit is judged in the structure's box grown by this
+OPEN_INSIDE_MM = 20.0  # a region cut this far inside the scan's edge: a reference not registered yet may show more
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Region:
     tentative: bool = False  # only poorly fitting references place it: the image must confirm it
     bone: bool = False  # a bone: past the region it runs into the next one across a joint
     divides_below: bool = False  # a vessel or airway that ends below by dividing (the aorta, the trachea)
+    open_inside: bool = False  # the references placing it cut it well inside this scan: it goes on, unseen
 
 
 @dataclass
@@ -133,7 +135,7 @@ class LocateStage:
             return Region("unknown", "no reference labels this structure")
         if any(r.id in self._fits for r in knowing):  # those registered already may answer it
             region = self._answer(concept)
-            if region.state == "located" and not region.tentative:
+            if region.state == "located" and not region.tentative and not region.open_inside:
                 return region
         self.fit(progress, cancel, knowing)
         return self._answer(concept)
@@ -141,7 +143,9 @@ class LocateStage:
     def _answer(self, concept) -> Region:
         """The fused answer of the references registered so far that label the concept. A located region from
         references that fit around it is final: registering one more reference (a whole-trunk CT, 13 s on a
-        512 x 512 x 300 CT) for a structure already placed would cost a later prompt its 10 s budget."""
+        512 x 512 x 300 CT) for a structure already placed would cost a later prompt its 10 s budget -- unless
+        they all cut it well inside the scan (``Region.open_inside``: the sample CT holds the aorta only below
+        the diaphragm; on a chest CT the CTA reference shows the rest)."""
         votes, names = [], []
         for item in self.fitted:
             members = item.reference.members(concept.raw_names)
@@ -170,7 +174,8 @@ class LocateStage:
             weight = local_correlation(item.fit, box)
         cut_low = np.any([self._cut_lps(item.reference, m, low=True) for m in members], axis=0)
         cut_high = np.any([self._cut_lps(item.reference, m, low=False) for m in members], axis=0)
-        return Vote(mask, weight, expected_ml / grid_ml, (cut_low, cut_high))
+        seen = np.isfinite(sitk.GetArrayViewFromImage(item.fit.warped))
+        return Vote(mask, weight, expected_ml / grid_ml, (cut_low, cut_high), seen)
 
     @staticmethod
     def _cut_lps(reference: Reference, name: str, low: bool) -> np.ndarray:
@@ -206,12 +211,16 @@ class LocateStage:
         wy, wx = np.nonzero(fused.core[widest])
         flat = np.array([[widest, b, c] for b in (wy.min() - 0.5, wy.max() + 0.5) for c in (wx.min() - 0.5,
                                                                                            wx.max() + 0.5)])
-        cut = []
+        cut, open_inside = [], False
+        room = OPEN_INSIDE_MM / np.asarray(grid.GetSpacing())[::-1]  # [z, y, x] grid voxels
         for axis in range(3):
+            zyx = 2 - axis
             for flag, sign in ((fused.cut_low[axis], -1.0), (fused.cut_high[axis], 1.0)):
                 if flag:
                     lps = np.zeros(3)
                     lps[axis] = sign
                     cut.append(lps * np.asarray([-1.0, -1.0, 1.0]))
+                    edge = lo[zyx] if sign < 0 else fused.core.shape[zyx] - 1 - hi[zyx]
+                    open_inside |= bool(edge >= room[zyx])
         return Region("located", "fused reference CTs", ijk.min(0), ijk.max(0), to_ras(flat), to_ras(nz), cut,
-                      fused.confidence, names, fused.tentative, bone, divides_below)
+                      fused.confidence, names, fused.tentative, bone, divides_below, open_inside)

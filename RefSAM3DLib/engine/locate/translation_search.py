@@ -5,7 +5,9 @@ of the body is lung and bone and puts the two bodies' centres on each other. A s
 field of view (a 128-cubed liver crop, a cardiac field) cuts the body in-plane, so both assumptions fail: on
 our liver crops no profile start fitted (correlation 0.27-0.31, below the fit threshold). This search assumes
 nothing about the body: it correlates the two windowed images at every 3D shift on a coarse grid, counting
-only shifts where most of the patient's scan lies inside the reference, and returns the best few, well apart.
+only shifts where most of the smaller scan lies inside the larger -- a crop of the patient inside a whole
+reference, or a reference that is itself a crop (the CTA reference: a 180 mm field around the aorta) inside a
+whole patient -- and returns the best few, well apart.
 Translation only -- patients differ in size -- the affine fit that follows refines each.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import SimpleITK as sitk
 from scipy.signal import fftconvolve
 
 SHRINK = 2  # of the registration grid: 4 mm -> 8 mm; 4 mm found the same starts, 10x slower
-MIN_PATIENT_INSIDE = 0.6  # of the patient's grid, inside the reference at an accepted shift
+MIN_INSIDE = 0.6  # of the smaller of the two grids, inside the other at an accepted shift
 SEPARATION_MM = 30.0
 
 
@@ -51,7 +53,7 @@ def translation_starts(fixed_w: sitk.Image, moving_w: sitk.Image, count: int = 3
     moving = sitk.GetArrayFromImage(sitk.BinShrink(moving_w, shrink))
     spacing_zyx = np.asarray(fixed_w.GetSpacing())[::-1] * SHRINK
     correlation, overlap = correlation_map(fixed, moving)
-    correlation[overlap < MIN_PATIENT_INSIDE * fixed.size] = -np.inf
+    correlation[overlap < MIN_INSIDE * min(fixed.size, moving.size)] = -np.inf
     offset = np.asarray(fixed.shape) - 1
     # both grids were shrunk alike, so their origins moved alike: the difference of the originals holds
     origin_shift = np.asarray(moving_w.GetOrigin()) - np.asarray(fixed_w.GetOrigin())
