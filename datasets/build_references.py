@@ -62,6 +62,7 @@ BUILT = {
     },
     "ts_p2_ct_chest_aorta_1p5mm": {
         "id": "ts_p2_cta_aorta", "exhaustive": False, "dir": "shared", "label_file": "seg_combined.nii.gz",
+        "supplement": True,  # asked only where the others leave the aorta cut inside the scan (references.py)
         "covers": "a 180 x 190 mm field around the thoracic aorta (a CTA crop, arch to the celiac trunk); labels "
                   "the aorta, the arch's branches, the celiac trunk, the SMA and T12",
         "source": "TotalSegmentator tests/reference_files/aorta_report (model output: the aorta and its branches), "

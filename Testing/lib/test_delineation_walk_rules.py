@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from RefSAM3DLib.engine.delineate.consistency import keep_object
-from RefSAM3DLib.engine.delineate.propagation import divided, piece_boxes, pieces_meeting, split_by_guide
+from RefSAM3DLib.engine.delineate.propagation import divided, piece_boxes, pieces_meeting, split_by_guide, unheld_run
 from RefSAM3DLib.engine.mask_bounds import mask_bounds, mask_box
 
 
@@ -50,6 +50,23 @@ def test_only_the_pieces_a_region_holds_are_kept_where_it_has_parts():
     kept = pieces_meeting(mask, [np.asarray([10.0, 0.0, 60.0, 50.0])])
     assert np.array_equal(kept, _slice_with((20, 10, 50, 40)))
     assert np.array_equal(pieces_meeting(mask, [np.asarray([0.0, 80.0, 10.0, 100.0])]), mask)
+
+
+def test_the_region_part_a_walk_missed_longest_is_found_with_its_box():
+    """Below an arch the region holds the ascending and the descending aorta; the walk took the ascending only on
+    slices 10-49 (and both on 50-59): the run to start a second walk in is 10-49, with the descending's box. A
+    part within the walk's reach (grown by the registration's error) counts as held."""
+    region = np.zeros((60, 100, 100), bool)
+    region[:, 20:30, 20:30] = True  # ascending
+    region[10:, 60:70, 60:70] = True  # descending, from slice 10 down
+    walked = np.zeros_like(region)
+    walked[:, 21:31, 21:31] = True
+    walked[50:, 62:72, 58:68] = True
+    run = unheld_run(region, walked, gap_px=15.0, grow=3)
+    assert sorted(run) == list(range(10, 50))
+    assert tuple(run[30]) == (60, 60, 69, 69)
+    walked[:, 62:68, 55:58] = True  # 2 px beside the descending part: within reach
+    assert unheld_run(region, walked, gap_px=15.0, grow=3) == {}
 
 
 def test_a_tube_has_divided_where_its_section_halves_or_falls_in_two_alike_pieces():

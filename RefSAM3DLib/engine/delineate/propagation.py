@@ -287,6 +287,26 @@ def piece_boxes(mask: np.ndarray, gap_px: float) -> list[Box]:
     return boxes
 
 
+def unheld_run(region: np.ndarray, walked: np.ndarray, gap_px: float, grow: int) -> dict[int, Box]:
+    """The longest run of consecutive slices where a part of ``region`` (its pieces grouped as ``piece_boxes``
+    does) meets nothing of ``walked`` grown by ``grow`` pixels: slice -> that part's box. Both (z, row, col)."""
+    unheld: dict[int, Box] = {}
+    for z in np.flatnonzero(region.any(axis=(1, 2))):
+        near = ndimage.binary_dilation(walked[z], iterations=grow) if walked[z].any() else None
+        for box in piece_boxes(region[z], gap_px):
+            if near is None or not (near & region[z] & inside_box(box, region[z].shape)).any():
+                unheld[int(z)] = box
+                break
+    runs: list[list[int]] = []
+    for z in sorted(unheld):
+        if runs and z == runs[-1][-1] + 1:
+            runs[-1].append(z)
+        else:
+            runs.append([z])
+    longest = max(runs, key=len, default=[])
+    return {z: unheld[z] for z in longest}
+
+
 def split_by_guide(boxes: list[Box], guide_boxes: list[Box]) -> list[Box]:
     """Each box cut to the guide's boxes it meets (a located region's parts on this slice), or kept whole where it
     meets none or only one: an arch's box, walking down, would offer the decoder everything between the

@@ -51,6 +51,12 @@ class Region:
     open_inside: bool = False  # the references placing it cut it well inside this scan: it goes on, unseen
 
 
+def _final(region: Region) -> bool:
+    """A located region no reference still to register would change: placed by references that fit around it, and
+    not cut by all of them well inside the scan."""
+    return region.state == "located" and not region.tentative and not region.open_inside
+
+
 @dataclass
 class _Fitted:
     reference: Reference
@@ -135,9 +141,14 @@ class LocateStage:
             return Region("unknown", "no reference labels this structure")
         if any(r.id in self._fits for r in knowing):  # those registered already may answer it
             region = self._answer(concept)
-            if region.state == "located" and not region.tentative and not region.open_inside:
+            if _final(region):
                 return region
-        self.fit(progress, cancel, knowing)
+        for group in ([r for r in knowing if not r.supplement], knowing):  # the supplements only if need be
+            if any(r.id not in self._fits for r in group):
+                self.fit(progress, cancel, group)
+                region = self._answer(concept)
+                if _final(region):
+                    return region
         return self._answer(concept)
 
     def _answer(self, concept) -> Region:
