@@ -139,6 +139,7 @@ class LocateStage:
         knowing = self._knowing(text)
         if not knowing:
             return Region("unknown", "no reference labels this structure")
+        region = None
         if any(r.id in self._fits for r in knowing):  # those registered already may answer it
             region = self._answer(concept)
             if _final(region):
@@ -149,7 +150,7 @@ class LocateStage:
                 region = self._answer(concept)
                 if _final(region):
                     return region
-        return self._answer(concept)
+        return region  # every reference that knows it registered, and answered
 
     def _answer(self, concept) -> Region:
         """The fused answer of the references registered so far that label the concept. A located region from
