@@ -1,6 +1,7 @@
 """Clicks and boxes through the delineation stage with the shipped model (the product path): one click in the
 centre of a sphere of lung-lesion, soft-tissue or bone density (15-27 mm radius) returns that sphere; in every
-step of a simulated click session an include click is inside the result and an exclude click outside; a box
+step of a simulated click session an include click is inside the result and an exclude click outside; an exclude
+click cuts a tube that ran on past its end and leaves an organ's own tissue alone but for the spot clicked; a box
 around a real kidney returns the kidney and encodes only the slices it needs, once; a liver cut by a tight crop
 comes back from its box, and from text when its own reference is left out (another patient's reference found
 by the translation search, the region decoded padded); a region walk goes on past the region where the object
@@ -383,3 +384,45 @@ def test_a_walk_down_a_tube_stops_where_it_divides(delineating_predictor):
     assert dividing.found and 28 <= lowest <= 40 and _dice(dividing.mask, structure) >= 0.9
     branch = delineation.run_region(prompt)
     assert np.flatnonzero(branch.mask.any(axis=(1, 2)))[0] <= 10
+
+
+def test_an_exclude_click_where_a_tube_ran_on_cuts_it_there(delineating_predictor):
+    """A walk that went on down a vessel past the structure's end (the sample CT's aorta by one click ran 60 mm
+    down an iliac artery): an exclude click in the middle of the only piece on its slice -- the decoder sees the
+    same tube there -- cuts the mask at that slice, the shorter side going, the rest untouched (it used to take
+    a 3 mm disc: Dice 0.80 after five clicks, 0.87 now)."""
+    shape = (120, 120, 100)
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    rng = np.random.default_rng(5)
+    array = np.where(((i - 60) / 55.0) ** 2 + ((j - 60) / 55.0) ** 2 < 1, 40.0, -1000.0) + rng.normal(0, 12, shape)
+    tube = ((i - 60) ** 2 + (j - 55) ** 2 <= 7.0 ** 2) & (k >= 10) & (k <= 90)
+    array[tube] = 200.0 + rng.normal(0, 12, int(tube.sum()))
+    volume = Volume(array.astype(np.int16), VolumeGeometry.from_spacing(shape, (1.0, 1.0, 1.5)), modality="CT")
+    session = delineating_predictor.open(volume)
+    click = tuple(float(v) for v in volume.geometry.ijk_to_ras(np.asarray([[60.0, 55.0, 20.0]]))[0])
+    result, = session.segment(Prompt(points=[click], point_labels=[False], previous=tube))
+    slices = np.flatnonzero(result.mask.any(axis=(0, 1)))
+    assert slices[0] == 21 and slices[-1] == 90
+    assert np.array_equal(result.mask[:, :, 21:], tube[:, :, 21:])
+
+
+def test_an_exclude_click_on_an_organs_own_tissue_changes_it_only_there(delineating_predictor, shared_data):
+    """The sample CT's liver (non-contrast) from one click takes in the vena cava beside it; the simulator's
+    exclude click there is on tissue the decoder sees as the liver itself, so the click cannot name a neighbour
+    to take away -- asked to carve, the decoder took the liver's whole back half with it on nine slices (Dice
+    0.94 -> 0.89). Only the spot under the click goes now."""
+    from RefSAM3DLib.evaluation.interactive import deepest_point
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    folder = shared_data / "totalsegmentator" / "ts_p1_ct_abdomen_3mm"
+    volume = read_volume(folder / "ct.nii.gz")
+    liver = read_label_volume(folder / "seg_total_v1.nii.gz").array == 5
+    geometry = volume.geometry
+    session = delineating_predictor.open(volume)
+    ras = [tuple(float(v) for v in geometry.ijk_to_ras(np.asarray([voxel], float))[0])
+           for voxel in (deepest_point(liver, np.asarray(geometry.spacing)), (65, 51, 105))]
+    first, = session.segment(Prompt(points=ras[:1]))
+    assert first.mask[65, 51, 105] and not liver[65, 51, 105]  # the vena cava, taken in
+    second, = session.segment(Prompt(points=ras, point_labels=[True, False], previous=first))
+    assert not second.mask[65, 51, 105]
+    assert (first.mask & ~second.mask).sum() <= 30 and not (second.mask & ~first.mask).any()
