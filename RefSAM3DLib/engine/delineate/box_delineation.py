@@ -8,7 +8,8 @@ the slice of an include click inside the box, where the user has said what the o
 walks both ways to the box's ends (``propagation``); the result is kept inside the box and made one object
 (``consistency``). A walk can still cross to a neighbour halfway and follow it to the box's end; where the
 decoder doubts the walk on one side of its start, a start candidate there that disagrees with it walks again,
-and each slice keeps the more confident walk's mask. When no start slice gives a confident mask, the box holds no object: "not found".
+and each slice keeps the more confident walk's mask. When no start slice gives a confident mask, the box holds
+no object: "not found".
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .click_object import edge_strength
+from .click_object import edge_strength, overlap_dice
 from .consistency import fill_skipped_slices, keep_object
 from .field_of_view import more_trusted
 from .propagation import StopRules, Stride, clip_box, inside_box, propagate
@@ -134,7 +135,7 @@ def _second_start(segmenter, view, window, found: Delineation, candidates, z_ran
         for z, result, score in candidates:
             if (z - found.start_z) * side <= 0:
                 continue
-            if _dice(result.mask, found.mask[z]) < DISAGREE and (best is None or score > best[2]):
+            if overlap_dice(result.mask, found.mask[z]) < DISAGREE and (best is None or score > best[2]):
                 best = (z, result, score)
     if best is None:
         return found
@@ -146,8 +147,8 @@ def _second_start(segmenter, view, window, found: Delineation, candidates, z_ran
         if _confidence(other.iou, z) > _confidence(found.iou, z):
             mask[z] = other.mask[z]
             iou[z] = other.iou.get(z, float("nan"))
-    seeds = [(found.start_z,) + _inside(found.mask[found.start_z]), (z2,) + _inside(other.mask[z2])]
-    merged = keep_object(fill_skipped_slices(mask), [seed for seed in seeds if mask[seed]])
+    seeds = [_seed(found.start_z, found.mask[found.start_z]), _seed(z2, other.mask[z2])]
+    merged = keep_object(fill_skipped_slices(mask), [seed for seed in seeds if seed is not None and mask[seed]])
     return Delineation(merged, bool(merged.any()), found.start_z, iou=iou)
 
 
@@ -157,14 +158,10 @@ def _confidence(iou: dict[int, float], z: int) -> float:
     return min(known)[1] if known else -1.0
 
 
-def _inside(mask: np.ndarray) -> tuple[int, int]:
-    seed = np.argwhere(mask)
-    return tuple(int(v) for v in seed[len(seed) // 2]) if len(seed) else (0, 0)
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / total) if total else 0.0
+def _seed(z: int, mask: np.ndarray) -> tuple[int, int, int] | None:
+    """A voxel of a slice's mask (the middle one in index order) to keep its object by; None for an empty mask."""
+    pixels = np.argwhere(mask)
+    return (int(z),) + tuple(int(v) for v in pixels[len(pixels) // 2]) if len(pixels) else None
 
 
 def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,
@@ -185,6 +182,5 @@ def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, sta
 
 def walked_object(mask: np.ndarray, z_start: int, start_mask: np.ndarray) -> np.ndarray:
     """A walk's slices -> one object: slices a step skipped filled, only what connects to the start kept."""
-    seed = np.argwhere(start_mask)
-    centre = tuple(int(v) for v in seed[len(seed) // 2])
-    return keep_object(fill_skipped_slices(mask), [(z_start,) + centre])
+    seed = _seed(z_start, start_mask)
+    return keep_object(fill_skipped_slices(mask), [seed] if seed is not None else None)

@@ -93,7 +93,7 @@ def _widened(current: np.ndarray, rc: np.ndarray, segmenter, view, window, z: in
                       max(box[3], rc[1] + 2)]) + np.asarray([-margin, -margin, margin, margin])
     labels = None if negatives is None else np.zeros(len(negatives), dtype=int)
     result = segmenter.segment(z, view, window, [SlicePrompt(box=box, points=negatives, labels=labels)])[0][0]
-    cell = tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(current.shape) - 1))
+    cell = _pixel(rc, current.shape)
     return result.mask if result.mask[cell] else None
 
 
@@ -145,7 +145,7 @@ def _carve(state, z, rc, first, segmenter, view, window, keep, avoid, protected)
     """An exclude click inside the object: ``first`` is what the decoder takes from slice z's mask with the click
     as an exclude point (``_carved_away``); walk to the slices around while the click's spot is still inside the
     mask and the decoder can carve it there too."""
-    cell = tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(state.shape[1:]) - 1))
+    cell = _pixel(rc, state.shape[1:])
     state[z] &= ~first
     for direction in (1, -1):
         zz = z + direction
@@ -160,7 +160,7 @@ def _carve(state, z, rc, first, segmenter, view, window, keep, avoid, protected)
 def _carved_away(state, z, rc, segmenter, view, window, keep, avoid, protected) -> np.ndarray | None:
     """What the decoder takes out of slice z's mask when the click is added as an exclude point; None when it
     keeps the click or would take most of the mask."""
-    cell = tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(state.shape[1:]) - 1))
+    cell = _pixel(rc, state.shape[1:])
     current = state[z]
     margin = 4.0 / max(view.scale_row, view.scale_col)
     box = bounding_box(current) + np.asarray([-margin, -margin, margin, margin])
@@ -179,7 +179,7 @@ def _on_own_object(state, z, rc, segmenter, view, window, pixel_mm, keep) -> boo
     points) is the mask's own object on slice z: the click is on the object's own tissue, not on a neighbour the
     mask took in -- asked to carve a vena cava out of a non-contrast liver, the decoder took the liver's back
     half with it. Asked only of large carves (a dozen decodes: ~1 s on a CPU)."""
-    cell = tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(state.shape[1:]) - 1))
+    cell = _pixel(rc, state.shape[1:])
     points, _ = _on_slice(z, keep, [])
     found = object_at_click(segmenter, view, window, z, rc, pixel_mm, negatives=points if len(points) else None)
     if found is None or not found.mask[cell]:
@@ -191,8 +191,8 @@ def _cut(state: np.ndarray, z: int, rc: np.ndarray, protected: np.ndarray) -> bo
     """An exclude click deep inside the only piece of its slice's mask, which the decoder would not carve: the
     object does not reach this slice (a walk that went on down an iliac artery past the aorta's end). The piece
     and what connects to it beyond, towards the mask's nearer end, go -- unless that is a large part of it."""
-    cell = tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(state.shape[1:]) - 1))
-    pieces, count = ndimage.label(state[z])
+    cell = _pixel(rc, state.shape[1:])
+    _, count = ndimage.label(state[z])
     if count != 1 or not state[z][cell]:
         return False
     depth = ndimage.distance_transform_edt(np.pad(state[z], 1))[1:-1, 1:-1]
@@ -226,12 +226,17 @@ def wrong_part(current: np.ndarray, click_rc: np.ndarray) -> np.ndarray | None:
     neighbour the walk picked up) and the piece is not most of it; None otherwise."""
     if not current.any():
         return None
-    cell = tuple(int(v) for v in np.clip(np.round(click_rc), 0, np.asarray(current.shape) - 1))
+    cell = _pixel(click_rc, current.shape)
     pieces, count = ndimage.label(current)
     if count < 2 or not pieces[cell]:
         return None
     piece = pieces == pieces[cell]
     return piece if piece.sum() <= MAX_REMOVED * current.sum() else None
+
+
+def _pixel(rc: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int]:
+    """A click's (row, col) on its slice -> the pixel it falls in."""
+    return tuple(int(v) for v in np.clip(np.round(rc), 0, np.asarray(shape) - 1))  # type: ignore[return-value]
 
 
 def _on_slice(z: int, keep: list[np.ndarray], avoid: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
