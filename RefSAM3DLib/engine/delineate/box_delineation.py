@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .click_object import edge_strength, overlap_dice
+from .confident_walk import merge_by_confidence
 from .consistency import fill_skipped_slices, keep_object
 from .field_of_view import more_trusted
 from .propagation import StopRules, Stride, clip_box, inside_box, propagate
@@ -141,21 +142,10 @@ def _second_start(segmenter, view, window, found: Delineation, candidates, z_ran
         return found
     z2, result, _ = best
     other = walk_from(segmenter, view, window, z2, result.mask, result.iou, z_range, box, rules, points_at, step)
-    mask = found.mask.copy()
-    iou = dict(found.iou)
-    for z in np.flatnonzero(other.mask.any(axis=(1, 2)) | found.mask.any(axis=(1, 2))):
-        if _confidence(other.iou, z) > _confidence(found.iou, z):
-            mask[z] = other.mask[z]
-            iou[z] = other.iou.get(z, float("nan"))
+    mask, iou = merge_by_confidence(found.mask, found.iou, other.mask, other.iou)
     seeds = [_seed(found.start_z, found.mask[found.start_z]), _seed(z2, other.mask[z2])]
     merged = keep_object(fill_skipped_slices(mask), [seed for seed in seeds if seed is not None and mask[seed]])
     return Delineation(merged, bool(merged.any()), found.start_z, iou=iou)
-
-
-def _confidence(iou: dict[int, float], z: int) -> float:
-    """The decoder's estimate on slice z, or on the nearest decoded slice (slices between decoded ones)."""
-    known = [(abs(k - z), v) for k, v in iou.items() if not np.isnan(v)]
-    return min(known)[1] if known else -1.0
 
 
 def _seed(z: int, mask: np.ndarray) -> tuple[int, int, int] | None:
