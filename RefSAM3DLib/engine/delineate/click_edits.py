@@ -8,9 +8,10 @@ same way, and acts at once and locally:
    click (``click_object``; exclude clicks on that slice are passed along). For an exclude click, the slice is
    decoded again with the mask's box and the click as an exclude point ("carving") -- unless that takes a
    quarter of the mask or more and the object under the click is the mask's own object (then the decoder only
-   guesses what to take); where the decoder cannot carve, a separate piece of the mask under the click goes; a
-   click deep inside the slice's only piece cuts the object there (``_cut``: it does not reach this slice);
-   else a small disc;
+   guesses what to take); where the decoder cannot carve, a separate piece of the mask under the click goes; on
+   a CT, a click on tissue unlike the mask's takes that tissue out (``_remove_hole``: a kidney's sinus the
+   decoder filled); a click deep inside the slice's only piece cuts the object there (``_cut``: it does not
+   reach this slice); else a small disc;
 2. include: it is added to the mask; exclude: it is taken out of the mask (an include click of the user's
    stays in: that part was asked for);
 3. the object is followed to the neighbouring slices (``propagation`` without a box, so the object must
@@ -18,7 +19,8 @@ same way, and acts at once and locally:
    anything there: the new part has merged with what was already there, or nothing of the wrong part is
    left. Slices the edit does not reach keep what they had.
 
-So a first click grows an object from nothing; an include click outside regrows a missed end or lobe from
+So a first click grows an object from nothing (walked again from its most confident slice where that is far
+more confident than the clicked one: ``confident_walk``); an include click outside regrows a missed end or lobe from
 its slice and merges it; an exclude click removes a leak into a neighbour over the slices where it runs.
 """
 from __future__ import annotations
