@@ -1,5 +1,6 @@
 """The pure rules of the slice walk, without a network: which boxes the next slice is prompted with, and how a
-3D mask is cleaned into one object (on its bounding box, so a clinical-size CT costs no more than a small one)."""
+3D mask is cleaned into one object (on its bounding box, so a clinical-size CT costs no more than a small one), when
+a walk starts again from a more confident slice and how two walks of one object merge."""
 from __future__ import annotations
 
 import numpy as np
@@ -149,3 +150,29 @@ def test_walks_of_different_prompts_decode_the_same_slices_and_still_find_the_en
     middle = second - ends - {start}
     assert middle and all(z % 3 == 0 for z in middle)
     assert len(middle & first) >= 0.75 * len(middle), (sorted(middle), sorted(first))
+
+
+def test_a_walk_starts_again_only_from_a_slice_far_more_confident_than_its_start_and_not_from_a_tip():
+    """The clicked slice rated 0.74 and the walk found slices at 0.94: start again from the most confident one with
+    a body-sized mask (the 0.97 tip is too small to speak for the object); 0.05 better is not enough."""
+    from RefSAM3DLib.engine.delineate.confident_walk import reseed_slice
+
+    iou = {10: 0.74, 11: 0.80, 12: 0.94, 13: 0.90, 14: 0.97, 15: float("nan")}
+    areas = {10: 145, 11: 160, 12: 240, 13: 200, 14: 30, 15: 0}
+    assert reseed_slice(iou, areas, start_z=10) == 12
+    assert reseed_slice({10: 0.74, 11: 0.79}, {10: 145, 11: 150}, start_z=10) is None
+
+
+def test_two_walks_merge_slice_by_slice_by_the_decoders_confidence():
+    """Each slice keeps the mask of the walk more confident there; a slice between decoded ones (NaN) is judged by
+    its nearest decoded slice."""
+    from RefSAM3DLib.engine.delineate.confident_walk import merge_by_confidence
+
+    first, second = np.zeros((4, 8, 8), bool), np.zeros((4, 8, 8), bool)
+    first[:, 2:4, 2:4] = True
+    second[:, 2:7, 2:7] = True
+    mask, iou = merge_by_confidence(first, {0: 0.9, 1: 0.6, 2: float("nan"), 3: 0.6},
+                                    second, {0: 0.8, 1: 0.9, 2: float("nan"), 3: 0.95})
+    assert mask[0].sum() == 4 and mask[1].sum() == 25 and mask[3].sum() == 25
+    assert mask[2].sum() == 25  # nearest decoded slices: 1 and 3, where the second walk is the more confident
+    assert iou[1] == 0.9 and iou[0] == 0.9
