@@ -142,10 +142,16 @@ def _second_start(segmenter, view, window, found: Delineation, candidates, z_ran
         return found
     z2, result, _ = best
     other = walk_from(segmenter, view, window, z2, result.mask, result.iou, z_range, box, rules, points_at, step)
+    return _merged(found, other)
+
+
+def _merged(found: Delineation, other: Delineation) -> Delineation:
+    """Two walks of one prompt -> per slice the more confident one's mask (``confident_walk``), made one object
+    again around both starts; the first walk's start and view are kept."""
     mask, iou = merge_by_confidence(found.mask, found.iou, other.mask, other.iou)
-    seeds = [_seed(found.start_z, found.mask[found.start_z]), _seed(z2, other.mask[z2])]
+    seeds = [_seed(found.start_z, found.mask[found.start_z]), _seed(other.start_z, other.mask[other.start_z])]
     merged = keep_object(fill_skipped_slices(mask), [seed for seed in seeds if seed is not None and mask[seed]])
-    return Delineation(merged, bool(merged.any()), found.start_z, iou=iou)
+    return Delineation(merged, bool(merged.any()), found.start_z, iou=iou, view=found.view)
 
 
 def _seed(z: int, mask: np.ndarray) -> tuple[int, int, int] | None:
@@ -180,10 +186,7 @@ def reseeded(segmenter, view, window, found: Delineation, z_range: tuple[int, in
         return found
     other = walk_from(segmenter, view, window, again, found.mask[again], found.iou[again], z_range, limit, rules,
                       step=step, guide=guide)
-    mask, iou = merge_by_confidence(found.mask, found.iou, other.mask, other.iou)
-    seeds = [_seed(found.start_z, found.mask[found.start_z]), _seed(again, other.mask[again])]
-    merged = keep_object(fill_skipped_slices(mask), [seed for seed in seeds if seed is not None and mask[seed]])
-    return Delineation(merged, bool(merged.any()), found.start_z, iou=iou, view=found.view)
+    return _merged(found, other)
 
 
 def walked_object(mask: np.ndarray, z_start: int, start_mask: np.ndarray) -> np.ndarray:
