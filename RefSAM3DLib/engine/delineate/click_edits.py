@@ -247,10 +247,10 @@ def _cut(state: np.ndarray, z: int, rc: np.ndarray, protected: np.ndarray) -> bo
     return True
 
 
-def _smoothed(values: np.ndarray) -> np.ndarray:
-    """In-plane 3 x 3 median of a slice or a block of slices: a tissue's value, not its noise, decides (a median:
-    a stone beside the clicked sinus fat does not pull it towards the kidney's value as a mean would)."""
-    return ndimage.median_filter(values, size=(1, 3, 3) if values.ndim == 3 else 3)
+def _smoothed(block: np.ndarray) -> np.ndarray:
+    """In-plane 3 x 3 median of each slice of a block: a tissue's value, not its noise, decides (a median: a stone
+    beside the clicked sinus fat does not pull it towards the kidney's value as a mean would)."""
+    return ndimage.median_filter(block, size=(1, 3, 3))
 
 
 def _own_tissue(mask: np.ndarray, grey: np.ndarray, rc: np.ndarray) -> bool:
