@@ -176,3 +176,45 @@ def test_two_walks_merge_slice_by_slice_by_the_decoders_confidence():
     assert mask[0].sum() == 4 and mask[1].sum() == 25 and mask[3].sum() == 25
     assert mask[2].sum() == 25  # nearest decoded slices: 1 and 3, where the second walk is the more confident
     assert iou[1] == 0.9 and iou[0] == 0.9
+
+
+def test_two_walks_merge_only_on_the_slices_they_are_told_to():
+    """A second walk that ends early must not blank the first walk's slices beyond its end (the nearest decoded
+    slice would speak for them): ``where`` limits the judging to the slices both walks reach."""
+    from RefSAM3DLib.engine.delineate.confident_walk import merge_by_confidence
+
+    first, second = np.zeros((4, 8, 8), bool), np.zeros((4, 8, 8), bool)
+    first[:, 2:4, 2:4] = True
+    second[:2, 2:7, 2:7] = True
+    both = first.any(axis=(1, 2)) & second.any(axis=(1, 2))
+    mask, _ = merge_by_confidence(first, {0: 0.6, 1: 0.6, 2: 0.6, 3: 0.6}, second, {0: 0.9, 1: 0.9}, where=both)
+    assert mask[0].sum() == 25 and mask[1].sum() == 25 and mask[2].sum() == 4 and mask[3].sum() == 4
+
+
+def test_a_heart_click_is_taken_only_where_its_object_holds_the_walk_s_and_more():
+    """The click's object is the walk's seen whole when it holds the walk's mask on that slice and differs from it;
+    one that agrees needs no walk, one that is smaller or elsewhere is another object."""
+    from RefSAM3DLib.engine.delineate.heart_click import sees_more
+
+    walked = _slice_with((10, 10, 20, 20))
+    assert sees_more(_slice_with((10, 10, 20, 30)), walked)  # the spleen's tongue the walk never reached
+    assert not sees_more(_slice_with((10, 10, 20, 21)), walked)  # the same object: nothing to check
+    assert not sees_more(_slice_with((12, 12, 16, 16)), walked)  # a piece of it (a pancreas walk on bowel)
+    assert not sees_more(_slice_with((30, 30, 45, 45)), walked)  # something else
+
+
+def test_the_heart_click_lands_on_a_decoded_slice_deep_inside_away_from_where_the_scan_cuts_the_object():
+    """An object cut by the scan's top is clicked inside, away from the cut (the edge counts as its surface: a region
+    walk often started on that slice, and clicking there again sees nothing new); slices a walk only interpolated
+    (NaN estimate) are never clicked."""
+    from RefSAM3DLib.engine.delineate.box_delineation import Delineation
+    from RefSAM3DLib.engine.delineate.heart_click import deepest_decoded_point
+
+    mask = np.zeros((12, 40, 40), bool)
+    mask[2:, 5:35, 5:35] = True  # runs out of the scan at the top (z = 11)
+    spacing = np.asarray([3.0, 1.0, 1.0])
+    decoded = {z: 0.9 for z in range(2, 12, 2)} | {z: float("nan") for z in range(3, 12, 2)}
+    point = deepest_decoded_point(Delineation(mask, True, 10, iou=decoded), spacing)
+    assert point is not None and point[0] == 6  # 15 mm from the sides; z = 7, as deep, was interpolated
+    assert 15 <= point[1] <= 24 and 15 <= point[2] <= 24
+    assert deepest_decoded_point(Delineation(mask, True, 10, iou={z: float("nan") for z in range(12)}), spacing) is None

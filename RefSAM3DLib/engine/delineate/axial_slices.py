@@ -29,6 +29,11 @@ class AxialSlices:
         self.pixel_mm = (float(spacing[1]), float(spacing[0]))  # (row, col)
 
     @property
+    def spacing_mm(self) -> np.ndarray:
+        """Voxel size along (z, row, col)."""
+        return np.asarray([self.slice_mm, *self.pixel_mm])
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         """(slices, rows, cols)."""
         return tuple(int(s) for s in self._stack.shape)  # type: ignore[return-value]

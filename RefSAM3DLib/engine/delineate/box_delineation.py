@@ -162,14 +162,16 @@ def _seed(z: int, mask: np.ndarray) -> tuple[int, int, int] | None:
 
 def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,
               z_range: tuple[int, int], limit: np.ndarray | None, rules: StopRules, points_at=None,
-              step: Stride | int = 1, guide=None) -> Delineation:
-    """From a delineated start slice both ways within ``z_range`` and the in-plane ``limit``, then one object."""
+              step: Stride | int = 1, guide=None, raw_slice=None) -> Delineation:
+    """From a delineated start slice both ways within ``z_range`` and the in-plane ``limit``, then one object
+    (``raw_slice``: the slice values for the rules' intensity stop)."""
     out = np.zeros(segmenter.embeddings.slices.shape, dtype=bool)
     out[z_start] = start_mask
     iou = {z_start: start_iou}
     for direction in (1, -1):
         for z, result in propagate(segmenter, view, window, z_start, start_mask, direction, z_range, rules,
-                                   limit=limit, points_at=points_at, step=step, guide=guide).items():
+                                   limit=limit, points_at=points_at, step=step, guide=guide,
+                                   raw_slice=raw_slice).items():
             out[z] = result.mask
             iou[z] = result.iou
     out = walked_object(out, z_start, start_mask)

@@ -30,10 +30,14 @@ def confidence(iou: dict[int, float], z: int) -> float:
 
 
 def merge_by_confidence(mask: np.ndarray, iou: dict[int, float], other_mask: np.ndarray,
-                        other_iou: dict[int, float]) -> tuple[np.ndarray, dict[int, float]]:
-    """Two walks (bool (z, row, col) and their estimates per slice) -> per slice the more confident one's mask."""
+                        other_iou: dict[int, float], where: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, float]]:
+    """Two walks (bool (z, row, col) and their estimates per slice) -> per slice the more confident one's mask;
+    ``where`` (bool per slice): the only slices judged (elsewhere the first walk stands)."""
     merged, estimates = mask.copy(), dict(iou)
-    for z in np.flatnonzero(other_mask.any(axis=(1, 2)) | mask.any(axis=(1, 2))):
+    judged = other_mask.any(axis=(1, 2)) | mask.any(axis=(1, 2))
+    if where is not None:
+        judged &= where
+    for z in np.flatnonzero(judged):
         if confidence(other_iou, z) > confidence(iou, z):
             merged[z] = other_mask[z]
             estimates[z] = other_iou.get(z, float("nan"))

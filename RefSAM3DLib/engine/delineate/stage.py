@@ -28,6 +28,7 @@ from .click_edits import edit_with_click
 from .click_object import overlap_dice
 from .consistency import keep_object
 from .field_of_view import candidate_views, is_crop
+from .heart_click import checked_by_heart_click
 from .propagation import PIECE_GAP_MM, StopRules, Stride, bounding_box, inside_box, piece_boxes, propagate, unheld_run
 from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
@@ -119,6 +120,11 @@ class DelineationStage:
         return ct_window("lung" if air > LUNG_FRACTION or dark else "soft")
 
     @property
+    def _raw_slice(self):
+        """The slice values the intensity stop rule reads: calibrated CT numbers only (None on MR)."""
+        return self.slices.slice if self.modality == "CT" else None
+
+    @property
     def step(self) -> Stride:
         """Slices decoded while walking: thin slices carry little new shape from one to the next, and the encoder
         is the cost on a CPU, so slices ``DECODED_GAP_MM`` apart are decoded and the rest interpolated (1.25 mm:
@@ -184,7 +190,7 @@ class DelineationStage:
         state, start_z, view = self._starting_state(request, window, includes, excludes)
         if state is None:
             return Delineation(np.zeros(shape, bool), False, reason="no object in the box")
-        raw = self.slices.slice if self.modality == "CT" else None
+        raw = self._raw_slice
         pending = [(p, True) for p in includes] + [(p, False) for p in excludes]
         for point, include in pending:  # clicks the state already agrees with need nothing
             check_cancel(cancel)
@@ -242,8 +248,12 @@ class DelineationStage:
         _, walked, z_range = best
         if region.divides_below:
             walked = self._walk_unheld_part(region, walked, view, window)
-        return walked if region.bone else self._beyond_region(walked, z_range, view, window,
-                                                              _along(StopRules.extending(), region))
+        if region.bone:  # a bone is not walked past its region, nor by a click (both run into the next bone)
+            return walked
+        walked = self._beyond_region(walked, z_range, view, window, _along(StopRules.extending(), region))
+        # clicked at its own heart: the walk may have held part of the object all along (``heart_click``)
+        return checked_by_heart_click(self.segmenter, view, window, walked, self.slices.spacing_mm,
+                                      self.slices.pixel_mm, raw_slice=self._raw_slice, step=self.step)
 
     def _walk_region(self, region: RegionPrompt, start_z: int, box: np.ndarray, view,
                      window) -> tuple[Delineation, tuple[int, int]] | None:
@@ -332,7 +342,7 @@ class DelineationStage:
         mask = walked.mask
         last = self.slices.shape[0] - 1
         widest = int(mask.sum(axis=(1, 2)).max())
-        raw = self.slices.slice if self.modality == "CT" else None
+        raw = self._raw_slice
         grown = False
         for direction, end in ((1, z_range[1]), (-1, z_range[0])):
             if end in (0, last) or mask[end].sum() < CUT_SECTION * widest:
@@ -341,6 +351,7 @@ class DelineationStage:
                              rules, raw_slice=raw, step=self.step)
             for z, result in more.items():
                 mask[z] = result.mask
+                walked.iou[z] = result.iou
                 grown = True
         if grown:
             walked.mask = walked_object(mask, walked.start_z, mask[walked.start_z])
