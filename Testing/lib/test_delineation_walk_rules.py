@@ -218,3 +218,11 @@ def test_the_heart_click_lands_on_a_decoded_slice_deep_inside_away_from_where_th
     assert point is not None and point[0] == 6  # 15 mm from the sides; z = 7, as deep, was interpolated
     assert 15 <= point[1] <= 24 and 15 <= point[2] <= 24
     assert deepest_decoded_point(Delineation(mask, True, 10, iou={z: float("nan") for z in range(12)}), spacing) is None
+
+
+def test_the_heart_click_decodes_only_boxes_that_can_hold_the_walk_s_mask():
+    """A 60 x 30 mm mask on 1 mm pixels: boxes of half-width under 0.7 x 30 mm cannot give an object holding it."""
+    from RefSAM3DLib.engine.delineate.heart_click import rungs_holding
+
+    assert rungs_holding(_slice_with((10, 10, 69, 39)), (1.0, 1.0)) == (22.0, 32.0, 45.0, 64.0, 90.0, 128.0)
+    assert rungs_holding(_slice_with((0, 0, 199, 199)), (2.0, 2.0)) == (90.0, 128.0)  # none that large: the two largest
