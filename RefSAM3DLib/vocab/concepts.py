@@ -32,6 +32,9 @@ _EDEMA_WORDS = {"edema", "oedema", "edematous", "oedematous"}
 _BONE_IDS = ("vertebrae", "rib", "femur", "hip", "humerus", "scapula", "clavicula", "sacrum", "skull", "sternum",
              "costal_cartilages")  # concept id prefixes of the skeleton
 _DIVIDES_BELOW_IDS = ("aorta", "trachea", "iliac_artery")  # vessels and airways whose lower end is a division
+_TUBE_IDS = _DIVIDES_BELOW_IDS + ("esophagus", "inferior_vena_cava", "portal_vein", "pulmonary", "iliac_vena",
+                                  "common_carotid", "brachiocephalic", "subclavian", "duodenum", "small_bowel",
+                                  "colon")  # vessels, airways and gut: long, of small cross-section all along
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,12 @@ class Concept:
         """A vessel or airway of slowly changing calibre whose lower end is a division (the aorta into the iliac
         arteries, the trachea into the bronchi): where its cross-section suddenly halves, a walk down it has left it."""
         return self.id.startswith(_DIVIDES_BELOW_IDS)
+
+    @property
+    def tube(self) -> bool:
+        """A vessel, airway or gut tube: its cross-section stays small along its whole length, where an organ's
+        shrinks only towards its tip."""
+        return self.id.startswith(_TUBE_IDS)
 
     @property
     def raw_names(self) -> tuple[str, ...]:

@@ -226,3 +226,17 @@ def test_the_heart_click_decodes_only_boxes_that_can_hold_the_walk_s_mask():
 
     assert rungs_holding(_slice_with((10, 10, 69, 39)), (1.0, 1.0)) == (22.0, 32.0, 45.0, 64.0, 90.0, 128.0)
     assert rungs_holding(_slice_with((0, 0, 199, 199)), (2.0, 2.0)) == (90.0, 128.0)  # none that large: the two largest
+
+
+def test_an_organ_loses_a_long_thin_run_at_its_end_but_keeps_a_short_tip():
+    """Slices under a tenth of the widest section, consecutive from an end: over 30 mm they are a tube the walk
+    followed out of the organ (a stomach's walk up the oesophagus), dropped; a few are the organ's tip, kept."""
+    from RefSAM3DLib.engine.delineate.consistency import without_thin_tail
+
+    mask = np.zeros((60, 40, 40), bool)
+    mask[5:30, 5:35, 5:35] = True  # the organ, 900 pixels a slice
+    mask[2:5, 18:22, 18:22] = True  # its tip: 3 slices of 16 pixels (7.5 mm at 2.5 mm)
+    mask[30:55, 18:23, 18:23] = True  # a tube leaving it: 25 slices of 25 pixels (62.5 mm)
+    kept = without_thin_tail(mask, slice_mm=2.5)
+    assert kept[2:30].sum() == mask[2:30].sum() and not kept[30:].any()
+    assert without_thin_tail(mask[:30], slice_mm=2.5).sum() == mask[:30].sum()  # a tip alone: nothing goes

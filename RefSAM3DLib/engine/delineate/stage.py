@@ -26,7 +26,7 @@ from .axial_slices import AxialSlices
 from .box_delineation import Delineation, box_slices, delineate_box, reseeded, walk_from, walked_object
 from .click_edits import edit_with_click
 from .click_object import overlap_dice
-from .consistency import keep_object
+from .consistency import keep_object, without_thin_tail
 from .field_of_view import candidate_views, is_crop
 from .heart_click import checked_by_heart_click
 from .propagation import PIECE_GAP_MM, StopRules, Stride, bounding_box, inside_box, piece_boxes, propagate, unheld_run
@@ -73,6 +73,7 @@ class RegionPrompt:
     tentative: bool = False  # placed by poorly fitting references only: kept only where the image confirms it
     bone: bool = False  # past the region's ends a bone runs into the next across a joint: the walk stops there
     divides_below: bool = False  # a vessel or airway ending below by dividing: walking down, stop where it halves
+    tube: bool = False  # a vessel, airway or gut tube: a long thin run is the structure itself, not a neighbour
 
 
 @dataclass
@@ -251,6 +252,8 @@ class DelineationStage:
         if region.bone:  # a bone is not walked past its region, nor by a click (both run into the next bone)
             return walked
         walked = self._beyond_region(walked, z_range, view, window, _along(StopRules.extending(), region))
+        if not region.tube:  # an organ's long thin end is a tube it led the walk into (``without_thin_tail``)
+            walked.mask = without_thin_tail(walked.mask, self.slices.slice_mm)
         # clicked at its own heart: the walk may have held part of the object all along (``heart_click``)
         return checked_by_heart_click(self.segmenter, view, window, walked, self.slices.spacing_mm,
                                       self.slices.pixel_mm, raw_slice=self._raw_slice, step=self.step)

@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...io.volume import Volume
+from ...vocab.concepts import Concept
 from ...vocab.matcher import resolve
 from ..progress import check_cancel, report
 from .fusion import FusedRegion, Vote, fuse
@@ -49,6 +50,7 @@ class Region:
     bone: bool = False  # a bone: past the region it runs into the next one across a joint
     divides_below: bool = False  # a vessel or airway that ends below by dividing (the aorta, the trachea)
     open_inside: bool = False  # the references placing it cut it well inside this scan: it goes on, unseen
+    tube: bool = False  # a vessel, airway or gut tube: small in cross-section all along (``Concept.tube``)
 
 
 def _final(region: Region) -> bool:
@@ -171,7 +173,7 @@ class LocateStage:
         if fused.inside_fraction < MIN_INSIDE_FRACTION or not fused.core.any():
             return Region("outside", "the fitted reference CTs put it outside this scan",
                           confidence=fused.confidence, references=tuple(names))
-        return self._region(fused, tuple(names), concept.bone, concept.divides_below)
+        return self._region(fused, tuple(names), concept)
 
     def _vote(self, item: _Fitted, members: tuple[str, ...]) -> Vote:
         values = [item.reference.structures[m].value for m in members]
@@ -205,7 +207,7 @@ class LocateStage:
                     out[lps_axis] = True
         return out
 
-    def _region(self, fused: FusedRegion, names: tuple[str, ...], bone: bool, divides_below: bool) -> Region:
+    def _region(self, fused: FusedRegion, names: tuple[str, ...], concept: Concept) -> Region:
         grid, geometry = self._grid, self.volume.geometry
         nz = np.argwhere(fused.core)  # [z, y, x] indices of the LPS registration grid
         lo, hi = nz.min(0), nz.max(0)
@@ -235,4 +237,5 @@ class LocateStage:
                     edge = lo[zyx] if sign < 0 else fused.core.shape[zyx] - 1 - hi[zyx]
                     open_inside |= bool(edge >= room[zyx])
         return Region("located", "fused reference CTs", ijk.min(0), ijk.max(0), to_ras(flat), to_ras(nz), cut,
-                      fused.confidence, names, fused.tentative, bone, divides_below, open_inside)
+                      fused.confidence, names, fused.tentative, concept.bone, concept.divides_below, open_inside,
+                      concept.tube)
