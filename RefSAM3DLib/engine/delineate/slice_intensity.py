@@ -7,7 +7,12 @@ window), while on a zoomed view a per-view min-max would stretch whatever the vi
 tissue differently in neighbouring views.
 
 CT windows (width, level): soft tissue (400, 40) is LiteMedSAM's default; the lung window (1500, -600) shows
-lesions inside aerated lung, where the soft-tissue window saturates everything around them.
+aerated structures (lungs, airways) and tissue darker than the soft-tissue window shows. The lesion window
+(840, -180) is the soft-tissue window extended down to -600 HU, for solid tissue ringed by aerated lung: a
+nodule's rim of partial volume (between about -600 and -160 HU), black in the soft-tissue window, is grey in it,
+while the lung around it stays black; its contour is drawn on that rim. The lung window puts the rim and the
+lung's vessels mid-grey and the decoder takes them in (lung1's nodule, box: soft 0.79, lung 0.73, lesion 0.91;
+-800..200 gave 0.89, -850..50 0.86).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import numpy as np
 
 SOFT_TISSUE_HU = (-160.0, 240.0)
 LUNG_HU = (-1350.0, 150.0)
+LESION_HU = (-600.0, 240.0)
 MR_PERCENTILES = (0.5, 99.5)
 
 
@@ -31,7 +37,7 @@ class IntensityWindow:
 
 
 def ct_window(name: str = "soft") -> IntensityWindow:
-    lo, hi = {"soft": SOFT_TISSUE_HU, "lung": LUNG_HU}[name]
+    lo, hi = {"soft": SOFT_TISSUE_HU, "lung": LUNG_HU, "lesion": LESION_HU}[name]
     return IntensityWindow(name, lo, hi)
 
 
