@@ -6,7 +6,16 @@ from __future__ import annotations
 import numpy as np
 
 from RefSAM3DLib.engine.delineate.consistency import keep_object
-from RefSAM3DLib.engine.delineate.propagation import divided, piece_boxes, pieces_meeting, split_by_guide, unheld_run
+from RefSAM3DLib.engine.delineate.propagation import (
+    PART_HU_SHIFT,
+    divided,
+    parts_in_their_tissue,
+    piece_boxes,
+    pieces_meeting,
+    split_by_guide,
+    unheld_run,
+)
+from RefSAM3DLib.engine.delineate.slice_segmenter import SliceMask
 from RefSAM3DLib.engine.mask_bounds import mask_bounds, mask_box
 
 
@@ -31,6 +40,22 @@ def test_nearby_parts_share_a_box_and_specks_get_none():
     speck = piece_boxes(_slice_with((20, 10, 90, 50), (150, 150, 152, 152)), gap_px=20)
     assert [tuple(b) for b in speck] == [(20, 10, 90, 50)]
     assert [tuple(b) for b in piece_boxes(_slice_with((5, 6, 7, 8)), gap_px=20)] == [(5, 6, 7, 8)]
+
+
+def test_a_part_that_leaves_its_tissue_is_dropped_and_the_others_go_on():
+    """Two parts walked in one box: blood (350 HU) on the slice before. One part's next mask is on liver (75 HU):
+    it is dropped, the part still on blood is kept. Where every part moved, none is dropped (the walk's end is the
+    other rules' to judge)."""
+    previous = _slice_with((20, 10, 40, 30), (20, 120, 40, 140))
+    parts = piece_boxes(previous, gap_px=20)
+    before = np.full(previous.shape, 350.0)
+    now = before.copy()
+    now[:, 100:] = 75.0  # the second part's side is liver on this slice
+    decoded = [SliceMask(_slice_with((21, 11, 41, 31)), 0.9), SliceMask(_slice_with((21, 118, 43, 142)), 0.9)]
+    kept = parts_in_their_tissue(decoded, parts, previous, (now, before), PART_HU_SHIFT)
+    assert len(kept) == 1 and kept[0] is decoded[0]
+    now[:] = 75.0
+    assert parts_in_their_tissue(decoded, parts, previous, (now, before), PART_HU_SHIFT) == decoded
 
 
 def test_a_region_s_two_parts_split_the_box_an_arch_would_offer():

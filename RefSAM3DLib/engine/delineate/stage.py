@@ -408,7 +408,7 @@ class DelineationStage:
 
         views = candidate_views(shape[1:], self.slices.pixel_mm, self.crop)
         result = delineate_box(self.segmenter, views, window, lo, hi, start_z=start_z, points_at=points_at,
-                               step=self.step)
+                               step=self.step, raw_slice=self._raw_slice)
         return (result.mask if result.found else None), result.start_z, result.view or self.view()
 
 
