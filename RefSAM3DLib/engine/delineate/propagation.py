@@ -144,7 +144,10 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         if points_at is not None:
             z = _first_with_points(points_at, z_previous, z, direction)
         guide_boxes = guide(z) if guide is not None else None
-        values = (raw_slice(z), raw_slice(z_previous)) if raw_slice is not None and rules.part_hu_shift else None
+        values = None
+        if raw_slice is not None and rules.part_hu_shift:  # read only where a slice is walked in parts
+            def values(z=z, z_previous=z_previous):
+                return raw_slice(z), raw_slice(z_previous)
         result = _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at, guide_boxes,
                              values)
         if result is not None and reference is not None:  # the intensity rule, the last of the stop rules
@@ -226,7 +229,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, points_at,
                 guide_boxes: list[Box] | None = None, values=None) -> SliceMask | None:
     """Slice ``z`` prompted from the previous mask's box (split by ``guide_boxes`` where they divide it); None
-    when a stop rule says the object has ended. ``values``: this slice's and the previous one's values, for the
+    when a stop rule says the object has ended. ``values()``: this slice's and the previous one's values, for the
     parts' intensity rule (``StopRules.part_hu_shift``)."""
     extra = points_at(z) if points_at is not None else None
     with_points = extra is not None and len(extra[0])
@@ -248,7 +251,7 @@ def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, poin
         prompts[0].points, prompts[0].labels = extra
     decoded = [masks[0] for masks in segmenter.segment(z, view, window, prompts)]
     if len(decoded) > 1 and values is not None:
-        decoded = parts_in_their_tissue(decoded, parts, previous, values, rules.part_hu_shift)
+        decoded = parts_in_their_tissue(decoded, parts, previous, values(), rules.part_hu_shift)
     result = decoded[0]
     if len(decoded) > 1:
         mask = np.logical_or.reduce([d.mask for d in decoded])
