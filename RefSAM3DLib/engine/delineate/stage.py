@@ -129,9 +129,7 @@ class DelineationStage:
             if not middle.size or float(np.median(middle)) < SOFT_TISSUE_HU[0]:  # the object is aerated
                 mostly_air = inside.size and float((inside < LUNG_AIR_HU).mean()) > LUNG_FRACTION
                 return ct_window("lung" if mostly_air else "soft")
-            grow = np.asarray([SURROUNDINGS_MM / self.slices.slice_mm,
-                               *(SURROUNDINGS_MM / np.asarray(self.slices.pixel_mm))])
-            surroundings = self._values(lo - grow, hi + grow)
+            surroundings = self._values(lo - self._surroundings_half, hi + self._surroundings_half)
         air = float((surroundings < LUNG_AIR_HU).mean()) if surroundings.size else 0.0
         return ct_window("lesion" if air > LUNG_FRACTION else "soft")
 
@@ -177,10 +175,13 @@ class DelineationStage:
         aorta lower (0.64 -> 0.39; model card)."""
         return candidate_views(self.slices.shape[1:], self.slices.pixel_mm, self.crop)[-1]
 
+    @property
+    def _surroundings_half(self) -> np.ndarray:
+        """``SURROUNDINGS_MM`` in (z, row, col) voxels: how far around a prompt the window looks."""
+        return SURROUNDINGS_MM / self.slices.spacing_mm
+
     def _surroundings(self, zrc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        half = np.asarray([SURROUNDINGS_MM / self.slices.slice_mm, SURROUNDINGS_MM / self.slices.pixel_mm[0],
-                           SURROUNDINGS_MM / self.slices.pixel_mm[1]])
-        return zrc - half, zrc + half
+        return zrc - self._surroundings_half, zrc + self._surroundings_half
 
     def check_include_clicks(self, points: np.ndarray, labels: np.ndarray) -> None:
         """CT: an include click in the air outside the body names nothing -- say so instead of segmenting air."""
