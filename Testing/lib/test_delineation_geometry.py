@@ -129,3 +129,13 @@ def test_a_tight_crop_of_a_body_is_also_offered_padded_into_a_whole_slice_field(
     assert np.allclose(centre, 127.5, atol=1.0)
     assert more_trusted([[0.8, 0.9], [0.9, 0.95]]) == 1 and more_trusted([[0.9], [0.9]]) == 0
     assert more_trusted([[0.7], []]) == 0  # a view that drew nothing is never preferred
+
+
+def test_a_box_keeps_the_view_trusted_on_its_start_slices_and_along_its_walk_together():
+    """The 128-cubed sample CT liver crop's readings (start candidates, walk): the starts alone prefer the whole
+    slice, the walk the padded view by more; the CTA aorta's walk cannot tell the views apart, its starts can."""
+    from RefSAM3DLib.engine.delineate.field_of_view import walked_view
+
+    assert walked_view([[0.877], [0.862]], [[0.818], [0.898]]) == 1  # liver crop: padded (0.83 vs 0.41)
+    assert walked_view([[0.791], [0.780]], [[0.785], [0.789]]) == 0  # CTA aorta: whole slice (0.63 vs 0.39)
+    assert walked_view([[0.9, 0.8], [0.9]], [[0.8], []]) == 0  # a view whose walk decoded nothing is not kept

@@ -20,7 +20,7 @@ import numpy as np
 from .click_object import edge_strength, overlap_dice
 from .confident_walk import merge_by_confidence, reseed_slice
 from .consistency import fill_skipped_slices, keep_object
-from .field_of_view import more_trusted
+from .field_of_view import more_trusted, walked_view
 from .propagation import StopRules, Stride, clip_box, inside_box, propagate
 from .slice_segmenter import SlicePrompt, SliceSegmenter
 from .slice_view import View
@@ -79,8 +79,8 @@ def start_score(result, box: np.ndarray) -> float:
 def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.ndarray, hi: np.ndarray,
                   start_z: int | None = None, points_at=None, rules: StopRules | None = None,
                   step: Stride | int = 1, start_box: np.ndarray | None = None, raw_slice=None) -> Delineation:
-    """``lo``/``hi``: continuous (z, row, col) box corners; ``views``: the views to try the start in (the walk
-    goes on in the one whose start masks the decoder trusts more, ``field_of_view``); ``start_z``: the slice of
+    """``lo``/``hi``: continuous (z, row, col) box corners; ``views``: the views to delineate in (on a crop two: each
+    walks from its own best start, and the walk of the view the decoder trusts more is kept, ``field_of_view``); ``start_z``: the slice of
     an include click inside the box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add
     on slice z; ``raw_slice(z)``: the slice's calibrated values (CT), for the parts' intensity rule."""
     shape = segmenter.embeddings.slices.shape
@@ -108,19 +108,31 @@ def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.n
         starts.append(best)
         trust.append(ious)
         tried.append(scored)
-    chosen = more_trusted(trust) if len(views) > 1 else 0
-    view, best = views[chosen], starts[chosen]
-    if best is None or (start_z is None and best[1].iou < NOT_FOUND_IOU):
-        return Delineation(empty, False, reason="no object in the box", view=view)
-    z_start, first, _ = best
     rules = rules or StopRules.boxed()
-    found = walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box, rules, points_at, step,
-                      raw_slice=raw_slice)
+    walks = []  # (view index, walk) for every view whose start holds an object
+    for index, (view, best) in enumerate(zip(views, starts)):
+        if best is None or (start_z is None and best[1].iou < NOT_FOUND_IOU):
+            continue
+        z_start, first, _ = best
+        walks.append((index, walk_from(segmenter, view, window, z_start, first.mask, first.iou, z_range, box, rules,
+                                       points_at, step, raw_slice=raw_slice)))
+    if not walks:
+        return Delineation(empty, False, reason="no object in the box", view=views[more_trusted(trust)])
+    if len(walks) == 1:
+        index, found = walks[0]
+    else:
+        index, found = walks[walked_view([trust[i] for i, _ in walks], [_decoded(walk) for _, walk in walks])]
+    view = views[index]
     if start_z is None:
-        found = _second_start(segmenter, view, window, found, tried[chosen], z_range, box, rules, points_at, step,
+        found = _second_start(segmenter, view, window, found, tried[index], z_range, box, rules, points_at, step,
                               raw_slice)
     found.view = view
     return found
+
+
+def _decoded(walk: Delineation) -> list[float]:
+    """The decoder's IoU estimates over the slices a walk decoded (what the views are compared by)."""
+    return [v for v in walk.iou.values() if not np.isnan(v)]
 
 
 def _second_start(segmenter, view, window, found: Delineation, candidates, z_range, box, rules, points_at,
