@@ -30,22 +30,29 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
 
 
-def _crop(image: Path, label: Path, names: dict, out: Path, choose) -> None:
-    ct, lab = nib.load(str(image)), nib.load(str(label))
-    canonical_ct, canonical_lab = nib.as_closest_canonical(ct), nib.as_closest_canonical(lab)
-    labels = np.asarray(canonical_lab.dataobj).astype(np.uint8)
-    value = {v: int(k) for k, v in names.items()}
-    k0, k1 = choose(labels, value)
-    affine = canonical_ct.affine.copy()
-    affine[:3, 3] = (affine @ np.array([0, 0, k0, 1.0]))[:3]
+def _canonical(image: Path, label: Path, names: dict):
+    """The CT and its labels in RAS voxel order -> (CT image, label array, name -> value)."""
+    ct, lab = nib.as_closest_canonical(nib.load(str(image))), nib.as_closest_canonical(nib.load(str(label)))
+    return ct, np.asarray(lab.dataobj).astype(np.uint8), {v: int(k) for k, v in names.items()}
+
+
+def _write(out: Path, array: np.ndarray, kept: np.ndarray, affine: np.ndarray, names: dict) -> int:
+    """ct.nii.gz, label.nii.gz and the names of the structures left in the crop -> how many there are."""
     out.mkdir(parents=True, exist_ok=True)
-    array = np.asarray(canonical_ct.dataobj)[:, :, k0:k1].astype(np.int16)
-    nib.save(nib.Nifti1Image(array, affine), str(out / "ct.nii.gz"))
-    kept = labels[:, :, k0:k1]
+    nib.save(nib.Nifti1Image(array.astype(np.int16), affine), str(out / "ct.nii.gz"))
     nib.save(nib.Nifti1Image(kept, affine), str(out / "label.nii.gz"))
     present = set(np.unique(kept).tolist()) - {0}
     (out / "labels.json").write_text(json.dumps({k: v for k, v in names.items() if int(k) in present}, indent=1))
-    print(f"{out.name}: slices {k0}..{k1 - 1} of {labels.shape[2]}, {len(present)} structures")
+    return len(present)
+
+
+def _crop(image: Path, label: Path, names: dict, out: Path, choose) -> None:
+    ct, labels, value = _canonical(image, label, names)
+    k0, k1 = choose(labels, value)
+    affine = ct.affine.copy()
+    affine[:3, 3] = (affine @ np.array([0, 0, k0, 1.0]))[:3]
+    count = _write(out, np.asarray(ct.dataobj)[:, :, k0:k1], labels[:, :, k0:k1], affine, names)
+    print(f"{out.name}: slices {k0}..{k1 - 1} of {labels.shape[2]}, {count} structures")
 
 
 def _cube(image: Path, label: Path, names: dict, out: Path, organ: str = "liver", size: int = 128,
@@ -53,9 +60,7 @@ def _cube(image: Path, label: Path, names: dict, out: Path, organ: str = "liver"
     """A ``size``-cubed block at ``spacing_mm`` centred on ``organ``'s bounding box, axes kept as the source's."""
     from scipy import ndimage
 
-    ct, lab = nib.as_closest_canonical(nib.load(str(image))), nib.as_closest_canonical(nib.load(str(label)))
-    labels = np.asarray(lab.dataobj).astype(np.uint8)
-    value = {v: int(k) for k, v in names.items()}
+    ct, labels, value = _canonical(image, label, names)
     where = np.argwhere(labels == value[organ])
     centre_ijk = (where.min(axis=0) + where.max(axis=0)) / 2.0
     zooms = np.asarray(ct.header.get_zooms()[:3], float)
@@ -66,16 +71,11 @@ def _cube(image: Path, label: Path, names: dict, out: Path, organ: str = "liver"
     grid = np.meshgrid(*[centre_ijk[a] + steps * spacing_mm / zooms[a] for a in range(3)], indexing="ij")
     cube = ndimage.map_coordinates(np.asarray(ct.dataobj, np.float32), grid, order=1, mode="constant", cval=-1024)
     kept = ndimage.map_coordinates(labels, grid, order=0, mode="constant", cval=0).astype(np.uint8)
-    corner = np.asarray([g[0, 0, 0] for g in grid])
     affine = ct.affine.copy()
     affine[:3, :3] = ct.affine[:3, :3] @ np.diag(spacing_mm / zooms)
-    affine[:3, 3] = (ct.affine @ np.append(corner, 1.0))[:3]
-    out.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.round(cube).astype(np.int16), affine), str(out / "ct.nii.gz"))
-    nib.save(nib.Nifti1Image(kept, affine), str(out / "label.nii.gz"))
-    present = set(np.unique(kept).tolist()) - {0}
-    (out / "labels.json").write_text(json.dumps({k: v for k, v in names.items() if int(k) in present}, indent=1))
-    print(f"{out.name}: {size}^3 at {spacing_mm} mm around the {organ}, {len(present)} structures")
+    affine[:3, 3] = (ct.affine @ np.append([g[0, 0, 0] for g in grid], 1.0))[:3]
+    count = _write(out, np.round(cube), kept, affine, names)
+    print(f"{out.name}: {size}^3 at {spacing_mm} mm around the {organ}, {count} structures")
 
 
 def _extent(labels, value, name):

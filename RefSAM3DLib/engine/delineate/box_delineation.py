@@ -79,10 +79,11 @@ def start_score(result, box: np.ndarray) -> float:
 def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.ndarray, hi: np.ndarray,
                   start_z: int | None = None, points_at=None, rules: StopRules | None = None,
                   step: Stride | int = 1, start_box: np.ndarray | None = None, raw_slice=None) -> Delineation:
-    """``lo``/``hi``: continuous (z, row, col) box corners; ``views``: the views to delineate in (on a crop two: each
-    walks from its own best start, and the walk of the view the decoder trusts more is kept, ``field_of_view``); ``start_z``: the slice of
-    an include click inside the box (None: chosen by the decoder's confidence); ``points_at(z)``: clicks to add
-    on slice z; ``raw_slice(z)``: the slice's calibrated values (CT), for the parts' intensity rule."""
+    """``lo``/``hi``: continuous (z, row, col) box corners; ``views``: the views to delineate in (on a crop two:
+    each walks from its own best start, and the view the decoder trusts more is kept, ``field_of_view``);
+    ``start_z``: the slice of an include click inside the box (None: chosen by the decoder's confidence);
+    ``points_at(z)``: clicks to add on slice z; ``raw_slice(z)``: the slice's calibrated values (CT), for the
+    parts' intensity rule."""
     shape = segmenter.embeddings.slices.shape
     z_range, box = box_slices(lo, hi, shape)
     empty = np.zeros(shape, dtype=bool)

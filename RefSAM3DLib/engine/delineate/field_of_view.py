@@ -63,7 +63,7 @@ def walked_view(start_ious: list[list[float]], walk_ious: list[list[float]]) -> 
 
 
 def more_trusted(scores: list[list[float]]) -> int:
-    """Per view, the decoder's IoU estimates on the start candidates -> the index of the view to walk in (the
-    first on a tie or where a view produced nothing)."""
+    """Per view, the decoder's IoU estimates (or one score) -> the index of the view trusted most (the first on a
+    tie; a view that produced nothing never)."""
     means = [float(np.mean(s)) if s else -1.0 for s in scores]
     return int(np.argmax(means))
