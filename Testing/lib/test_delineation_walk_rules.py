@@ -7,6 +7,7 @@ import numpy as np
 
 from RefSAM3DLib.engine.delineate.consistency import keep_object
 from RefSAM3DLib.engine.delineate.propagation import (
+    FOREIGN_HU,
     PART_HU_SHIFT,
     divided,
     parts_in_their_tissue,
@@ -14,6 +15,7 @@ from RefSAM3DLib.engine.delineate.propagation import (
     pieces_meeting,
     split_by_guide,
     unheld_run,
+    without_foreign_growth,
 )
 from RefSAM3DLib.engine.delineate.slice_segmenter import SliceMask
 from RefSAM3DLib.engine.mask_bounds import mask_bounds, mask_box
@@ -56,6 +58,26 @@ def test_a_part_that_leaves_its_tissue_is_dropped_and_the_others_go_on():
     assert len(kept) == 1 and kept[0] is decoded[0]
     now[:] = 75.0
     assert parts_in_their_tissue(decoded, parts, previous, (now, before), PART_HU_SHIFT) == decoded
+
+
+def test_a_piece_the_mask_gains_in_other_tissue_is_cut_and_growth_in_its_own_tissue_kept():
+    """The liver's tip (46 HU) walked down: the next mask takes in a block of the kidney beside it (11 HU), which
+    goes (the mask of the slice before and its one-pixel rim stay); a ring of liver around it stays; a gained piece under the size
+    floor stays (a ragged edge is no evidence), and so does a gained piece of the same tissue however large."""
+    previous = _slice_with((50, 50, 100, 100))
+    values = np.full(previous.shape, 46.0)
+    values[110:160, 40:110] = 11.0  # the kidney
+    into_kidney = _slice_with((50, 50, 100, 100), (101, 50, 150, 100))
+    kept = without_foreign_growth(into_kidney, previous, values, values, (1.0, 1.0), FOREIGN_HU)
+    assert kept[50:101, 50:101].all() and not kept[102:].any()
+    ring = _slice_with((47, 47, 103, 103))
+    assert (without_foreign_growth(ring, previous, values, values, (1.0, 1.0), FOREIGN_HU) == ring).all()
+    speck = _slice_with((50, 50, 100, 100), (101, 60, 106, 64))
+    dark_speck = values.copy()
+    dark_speck[101:107, 60:65] = 0.0
+    assert (without_foreign_growth(speck, previous, dark_speck, values, (1.0, 1.0), FOREIGN_HU) == speck).all()
+    liver = np.full(previous.shape, 46.0)
+    assert (without_foreign_growth(into_kidney, previous, liver, liver, (1.0, 1.0), FOREIGN_HU) == into_kidney).all()
 
 
 def test_a_region_s_two_parts_split_the_box_an_arch_would_offer():
