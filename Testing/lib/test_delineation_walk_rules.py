@@ -62,8 +62,9 @@ def test_a_part_that_leaves_its_tissue_is_dropped_and_the_others_go_on():
 
 def test_a_piece_the_mask_gains_in_other_tissue_is_cut_and_growth_in_its_own_tissue_kept():
     """The liver's tip (46 HU) walked down: the next mask takes in a block of the kidney beside it (11 HU), which
-    goes (the mask of the slice before and its one-pixel rim stay); a ring of liver around it stays; a gained piece under the size
-    floor stays (a ragged edge is no evidence), and so does a gained piece of the same tissue however large."""
+    goes (the mask of the slice before and its one-pixel rim stay); a ring of liver around it stays; a gained
+    piece under the size floor stays (a ragged edge is no evidence), and so does one of the same tissue however
+    large."""
     previous = _slice_with((50, 50, 100, 100))
     values = np.full(previous.shape, 46.0)
     values[110:160, 40:110] = 11.0  # the kidney

@@ -208,17 +208,19 @@ def without_foreign_growth(mask: np.ndarray, previous: np.ndarray, now: np.ndarr
     times that part's interquartile range: a neighbour of other tissue the decoder took in (the right kidney under
     the liver's tip). Judged piece by piece, on medians: an edge ring of partial volume is thin, one dark vessel
     does not move a median."""
+    gained = mask & ~ndimage.binary_dilation(previous)
+    labels, sizes = slice_pieces(gained)
+    large = np.flatnonzero(sizes >= FOREIGN_MM2 / (pixel_mm[0] * pixel_mm[1]))
+    if not len(large):  # most slices of a walk: nothing gained worth judging
+        return mask
     core = ndimage.binary_erosion(previous, iterations=2)
     if core.sum() < 10:
         core = previous
     quartiles = np.percentile(before[core], [25, 50, 75])
     tissue = float(quartiles[1])
     shift = max(shift, FOREIGN_IQR * float(quartiles[2] - quartiles[0]))
-    gained = mask & ~ndimage.binary_dilation(previous)
-    labels, sizes = slice_pieces(gained)
-    floor = FOREIGN_MM2 / (pixel_mm[0] * pixel_mm[1])
     out = mask
-    for k in np.flatnonzero(sizes >= floor):
+    for k in large:
         piece = labels == k + 1
         if abs(float(np.median(now[piece])) - tissue) > shift:
             out = out & ~piece
