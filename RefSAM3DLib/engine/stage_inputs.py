@@ -35,4 +35,5 @@ def region_prompt(region: Region, slices: AxialSlices) -> RegionPrompt:
         axis = int(np.argmax(np.abs(step)))
         continues.append((axis, int(np.sign(step[axis]))))
     return RegionPrompt(zrc.min(0), zrc.max(0), float(widest[:, 0].mean()), widest_box, coarse, continues,
-                        region.tentative, region.bone, region.divides_below, region.tube)
+                        region.tentative, region.bone, region.divides_below, region.tube,
+                        region.one_tissue)

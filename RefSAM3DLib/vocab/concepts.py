@@ -35,6 +35,7 @@ _DIVIDES_BELOW_IDS = ("aorta", "trachea", "iliac_artery")  # vessels and airways
 _TUBE_IDS = _DIVIDES_BELOW_IDS + ("esophagus", "inferior_vena_cava", "portal_vein", "pulmonary", "iliac_vena",
                                   "common_carotid", "brachiocephalic", "subclavian", "duodenum", "small_bowel",
                                   "colon")  # vessels, airways and gut: long, of small cross-section all along
+_GUT_IDS = ("esophagus", "stomach", "duodenum", "small_bowel", "colon")  # gas, fluid and food in one lumen
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,13 @@ class Concept:
         """A vessel, airway or gut tube: its cross-section stays small along its whole length, where an organ's
         shrinks only towards its tip."""
         return self.id.startswith(_TUBE_IDS)
+
+    @property
+    def one_tissue(self) -> bool:
+        """An organ of one tissue: a piece of other tissue its walk gains belongs to a neighbour. Not a bone (cortex
+        and marrow), not gut (gas, fluid and food), not a vessel or airway (the contrast thins along it, and where it
+        branches a new piece carries its wall's partial volume: the ascending aorta rising out of the arch)."""
+        return not (self.bone or self.tube or self.id.startswith(_GUT_IDS))
 
     @property
     def raw_names(self) -> tuple[str, ...]:

@@ -168,3 +168,11 @@ def test_tubes_that_end_below_by_dividing_are_known():
     """A walk down the aorta or the trachea stops where the tube divides; other tubes and organs walk on."""
     assert all(get_concept(i).divides_below for i in ("aorta", "trachea", "iliac_artery_left"))
     assert not any(get_concept(i).divides_below for i in ("esophagus", "inferior_vena_cava", "spleen", "femur_right"))
+
+
+def test_organs_of_one_tissue_are_told_from_gut_vessels_and_bones():
+    """A text walk cuts a piece of other tissue it gains only from an organ of one tissue: the stomach's contents,
+    a vessel's thinning contrast and a bone's cortex and marrow differ within the structure itself."""
+    assert all(get_concept(i).one_tissue for i in ("liver", "spleen", "kidney_left", "pancreas", "lung_upper_lobe_left"))
+    assert not any(get_concept(i).one_tissue for i in ("stomach", "colon", "esophagus", "aorta", "trachea",
+                                                        "vertebrae_L3", "femur_right"))

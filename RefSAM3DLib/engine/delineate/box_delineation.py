@@ -195,7 +195,7 @@ def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, sta
 
 
 def reseeded(segmenter, view, window, found: Delineation, z_range: tuple[int, int], limit: np.ndarray | None,
-             rules: StopRules, step: Stride | int = 1, guide=None) -> Delineation:
+             rules: StopRules, step: Stride | int = 1, guide=None, raw_slice=None) -> Delineation:
     """A walk started again from its most confident slice where that is far more confident than its start
     (``confident_walk``); each slice keeps the more confident walk's mask, and the result is one object again."""
     areas = {z: int(found.mask[z].sum()) for z in found.iou}
@@ -203,7 +203,7 @@ def reseeded(segmenter, view, window, found: Delineation, z_range: tuple[int, in
     if again is None:
         return found
     other = walk_from(segmenter, view, window, again, found.mask[again], found.iou[again], z_range, limit, rules,
-                      step=step, guide=guide)
+                      step=step, guide=guide, raw_slice=raw_slice)
     return _merged(found, other)
 
 

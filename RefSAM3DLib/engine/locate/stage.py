@@ -51,6 +51,7 @@ class Region:
     divides_below: bool = False  # a vessel or airway that ends below by dividing (the aorta, the trachea)
     open_inside: bool = False  # the references placing it cut it well inside this scan: it goes on, unseen
     tube: bool = False  # a vessel, airway or gut tube: small in cross-section all along (``Concept.tube``)
+    one_tissue: bool = False  # an organ of one tissue: other tissue its walk gains is a neighbour's (``Concept``)
 
 
 def _final(region: Region) -> bool:
@@ -238,4 +239,4 @@ class LocateStage:
                     open_inside |= bool(edge >= room[zyx])
         return Region("located", "fused reference CTs", ijk.min(0), ijk.max(0), to_ras(flat), to_ras(nz), cut,
                       fused.confidence, names, fused.tentative, concept.bone, concept.divides_below, open_inside,
-                      concept.tube)
+                      concept.tube, concept.one_tissue)
