@@ -197,7 +197,8 @@ def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, sta
 def reseeded(segmenter, view, window, found: Delineation, z_range: tuple[int, int], limit: np.ndarray | None,
              rules: StopRules, step: Stride | int = 1, guide=None, raw_slice=None) -> Delineation:
     """A walk started again from its most confident slice where that is far more confident than its start
-    (``confident_walk``); each slice keeps the more confident walk's mask, and the result is one object again."""
+    (``confident_walk``); each slice keeps the more confident walk's mask, and the result is one object again
+    (``raw_slice``: as the first walk had it, for the rules' intensity stops)."""
     areas = {z: int(found.mask[z].sum()) for z in found.iou}
     again = reseed_slice(found.iou, areas, found.start_z)
     if again is None:
