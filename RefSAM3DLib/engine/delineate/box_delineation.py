@@ -83,7 +83,7 @@ def delineate_box(segmenter: SliceSegmenter, views: list[View], window, lo: np.n
     each walks from its own best start, and the view the decoder trusts more is kept, ``field_of_view``);
     ``start_z``: the slice of an include click inside the box (None: chosen by the decoder's confidence);
     ``points_at(z)``: clicks to add on slice z; ``raw_slice(z)``: the slice's calibrated values (CT), for the
-    parts' intensity rule."""
+    parts' intensity rule and the foreign-piece rule (``propagation.without_foreign_growth``)."""
     shape = segmenter.embeddings.slices.shape
     z_range, box = box_slices(lo, hi, shape)
     empty = np.zeros(shape, dtype=bool)
