@@ -9,7 +9,9 @@ from RefSAM3DLib.engine.delineate.consistency import keep_object
 from RefSAM3DLib.engine.delineate.propagation import (
     FOREIGN_HU,
     PART_HU_SHIFT,
+    TAPERED,
     divided,
+    grew_past_its_end,
     parts_in_their_tissue,
     piece_boxes,
     pieces_meeting,
@@ -126,6 +128,18 @@ def test_a_tube_has_divided_where_its_section_halves_or_falls_in_two_alike_piece
     assert divided(_slice_with((50, 50, 63, 63)), calibre=420.0)  # 196 px: one branch
     assert divided(_slice_with((50, 30, 64, 44), (50, 70, 64, 84)), calibre=420.0)  # two of 225 px
     assert not divided(_slice_with((50, 50, 69, 69), (50, 80, 54, 84)), calibre=420.0)  # 400 + 25 px
+
+
+def test_an_object_that_narrowed_to_its_end_does_not_widen_again():
+    """A first click's walk: sections (z, area, parts) in walk order. Until a section falls below a quarter of the
+    widest the walk may widen again (a kidney past its hilum, a stomach's body); after, up to twice the narrowest
+    since (+ 4 px: a tube's section wobbles) -- a walk that widens further past a liver's tip is in the kidney."""
+    walk = [(60, 1000, 1), (59, 700, 1), (58, 300, 1), (57, 600, 1)]
+    assert not grew_past_its_end(walk, 1100, TAPERED)  # never below a quarter of the widest: no end in sight
+    tip = walk + [(56, 240, 1), (55, 200, 1)]
+    assert not grew_past_its_end(tip, 404, TAPERED)  # 2 x 200 + 4: a wobble
+    assert grew_past_its_end(tip, 420, TAPERED)  # the neighbour below the tip
+    assert not grew_past_its_end([(10, 200, 1)], 600, TAPERED)  # a walk's start section is no end
 
 
 def test_mask_bounds_are_the_inclusive_corners_of_the_occupied_voxels():

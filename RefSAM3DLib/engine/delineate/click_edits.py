@@ -140,7 +140,7 @@ def _grow_first(state, z, mask, iou, segmenter, view, window, raw_slice, step: S
         estimates = {start: start_iou}
         for direction in (1, -1):
             for zz, result in propagate(segmenter, view, window, start, start_mask, direction,
-                                        (0, state.shape[0] - 1), StopRules.open(), raw_slice=raw_slice,
+                                        (0, state.shape[0] - 1), StopRules.first_click(), raw_slice=raw_slice,
                                         step=step).items():
                 out[zz], estimates[zz] = result.mask, result.iou
         return out, estimates
