@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..io.segments import SegmentOutput
 from .mask_bounds import mask_box
@@ -59,6 +60,7 @@ def build_mask_result(prompt: Prompt, mask: np.ndarray, found: bool, presence: f
         with stage("post-process"):  # on the mask's bounding box: a whole clinical CT would cost seconds
             box = mask_box(mask, margin=1)
             kept = post.apply(mask[box].astype(np.float32), volume.geometry.voxel_volume_ml) >= post.threshold
+            kept = _with_clicks_honoured(mask[box], kept, prompt, volume.geometry, box)
             mask = np.zeros(mask.shape, dtype=bool)  # calloc: untouched pages cost nothing (zeros_like writes 78 MB)
             mask[box] = kept
     found = bool(found and mask.any())
@@ -66,6 +68,32 @@ def build_mask_result(prompt: Prompt, mask: np.ndarray, found: bool, presence: f
         mask = np.zeros(volume.geometry.shape, dtype=bool)
     probability = mask.astype(np.float32) if return_probability else None
     return _result(prompt, mask, presence, found, volume, probability, session_token)
+
+
+def _with_clicks_honoured(before: np.ndarray, after: np.ndarray, prompt: Prompt, geometry,
+                          box: tuple[slice, ...]) -> np.ndarray:
+    """Post-processing never undoes a click: the piece of the mask an include click is on stays, however small
+    (an include click on a structure the stage would not grow -- the heart under a click in the aortic root --
+    left a 9-voxel piece that the minimum size removed, and the click fell outside its result), and an exclude
+    click's voxel stays out (hole filling does not put it back)."""
+    points = prompt.points_array()
+    if not len(points):
+        return after
+    lo = np.asarray([b.start for b in box])
+    cells = np.round(geometry.ras_to_ijk(points)).astype(int) - lo
+    inside = np.all((cells >= 0) & (cells < np.asarray(before.shape)), axis=1)
+    pieces = None
+    for cell, include, within in zip(cells, prompt.point_labels, inside):
+        if not within:
+            continue
+        cell = tuple(cell)
+        if not include:
+            after[cell] = False
+        elif before[cell] and not after[cell]:
+            if pieces is None:
+                pieces, _ = ndimage.label(before)
+            after |= pieces == pieces[cell]
+    return after
 
 
 def _result(prompt: Prompt, mask: np.ndarray, presence: float, found: bool, volume, probability,

@@ -90,6 +90,21 @@ def test_click_invariants_hold_in_every_step_of_a_session(delineating_predictor)
     _checked_session(session, sphere, volume.geometry, 5)
 
 
+def test_an_include_click_on_tissue_the_stage_will_not_grow_is_still_in_the_result(delineating_predictor):
+    """An include click in the body beside a delineated sphere names the body (not grown: far wider than the
+    sphere); the click itself is kept, and post-processing's minimum size (its piece is a few voxels) does not
+    take it out again."""
+    volume, sphere = _sphere_volume(120.0, 21.0)
+    session = delineating_predictor.open(volume)
+    geometry = volume.geometry
+    centre = tuple(float(v) for v in geometry.ijk_to_ras(np.asarray([[70.0, 65.0, 30.0]]))[0])
+    body = tuple(float(v) for v in geometry.ijk_to_ras(np.asarray([[125.0, 70.0, 30.0]]))[0])
+    first, = session.segment(Prompt(points=[centre], point_labels=[True]))
+    second, = session.segment(Prompt(points=[centre, body], point_labels=[True, True], previous=first))
+    assert second.mask[125, 70, 30] and second.mask[70, 65, 30]
+    assert _dice(second.mask, sphere) >= 0.9
+
+
 def test_a_box_on_a_real_kidney_returns_it_and_encodes_its_slices_once(delineating_predictor, shared_data):
     from RefSAM3DLib.io.readers import read_label_volume, read_volume
 
