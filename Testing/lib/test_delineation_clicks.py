@@ -1,7 +1,8 @@
 """Clicks and boxes through the delineation stage with the shipped model (the product path): one click in the
 centre of a sphere of lung-lesion, soft-tissue or bone density (15-27 mm radius) returns that sphere; a box around
-a real kidney returns the kidney and encodes only the slices it needs, once; a liver cut by a tight crop comes back
-from its box, and from text when its own reference is left out (another patient's reference found by the
+a real kidney returns the kidney and encodes only the slices it needs, once; a box keeps the walk the decoder
+trusts along its length (the MR liver, whose best-scored start slice took in the bowel); a liver cut by a tight
+crop comes back from its box, and from text when its own reference is left out (another patient's reference found by the
 translation search, the region decoded padded), and on a 1.5 mm cube around it without the kidney below (by text;
 from one click, whose walk stops at the liver's tip); a region walk goes on past the region where the object does
 (an organ that tapers, a tube the references cut); a box around nothing is "not found"; the slice encoder's
@@ -50,6 +51,22 @@ def test_a_box_on_a_real_kidney_returns_it_and_encodes_its_slices_once(delineati
     assert session.delineation.encoded_slices == encoded  # a second prompt on the same slices encodes none
     assert np.array_equal(again.mask, result.mask)
     assert session._cache is None  # the network's model-space image was never built for a box
+
+
+def test_a_box_keeps_the_walk_the_decoder_trusts_along_its_length_not_on_one_slice(delineating_predictor,
+                                                                                      shared_data):
+    """The MR liver's box: on its lower slices the liver's tip lies beside bowel inside the box, and the start
+    slice the decoder scored best took the bowel in (a mask spanning the box better); walked from there the result
+    had Dice 0.75. The walks from the other start candidates are compared along their length, and the one the
+    decoder trusts most is the liver's (0.86)."""
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    folder = shared_data / "totalsegmentator" / "ts_mr_abdomen_3mm"
+    volume = read_volume(folder / "mr.nii.gz", modality="MR")
+    liver = read_label_volume(folder / "seg_total_mr.nii.gz").array == 5
+    session = delineating_predictor.open(volume)
+    result, = session.segment(Prompt(box=bounding_box_ras(liver, volume.geometry)))
+    assert result.found and _dice(result.mask, liver) >= 0.85
 
 
 def test_the_slice_encoder_in_bfloat16_draws_the_float32_kidney(delineating_predictor, shared_data):
