@@ -151,7 +151,7 @@ def most_trusted_walk(segmenter, view, window, found: Delineation, candidates, z
         if z == found.start_z or result.iou < NOT_FOUND_IOU:
             continue
         walk = walk_from(segmenter, view, window, z, result.mask, result.iou, z_range, box, rules, points_at, step,
-                         raw_slice=raw_slice)
+                         raw_slice=raw_slice, joins=found)
         trust = float(np.mean(_decoded(walk)))
         if trust > bar:
             best, bar = walk, trust
@@ -205,18 +205,34 @@ def _seed(z: int, mask: np.ndarray) -> tuple[int, int, int] | None:
 
 def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, start_iou: float,
               z_range: tuple[int, int], limit: np.ndarray | None, rules: StopRules, points_at=None,
-              step: Stride | int = 1, guide=None, raw_slice=None) -> Delineation:
+              step: Stride | int = 1, guide=None, raw_slice=None, joins: Delineation | None = None) -> Delineation:
     """From a delineated start slice both ways within ``z_range`` and the in-plane ``limit``, then one object
-    (``raw_slice``: the slice values for the rules' intensity stop)."""
+    (``raw_slice``: the slice values for the rules' intensity stop). ``joins``: an earlier walk of the same box;
+    where this walk draws exactly that walk's mask on a slice, walking the way that walk went there, it would
+    repeat it (each slice is prompted from the previous mask alone), so that walk's slices beyond are taken as
+    they are instead of decoded again (on thin slices the stride may differ: the same masks at most ~4 mm apart)."""
     out = np.zeros(segmenter.embeddings.slices.shape, dtype=bool)
     out[z_start] = start_mask
     iou = {z_start: start_iou}
     for direction in (1, -1):
+        joined = []
+
+        def meets(z, result, direction=direction, joined=joined):
+            if joins is None or (z - joins.start_z) * direction <= 0 or not np.array_equal(result.mask, joins.mask[z]):
+                return True
+            joined.append(z)
+            return False
+
         for z, result in propagate(segmenter, view, window, z_start, start_mask, direction, z_range, rules,
-                                   limit=limit, points_at=points_at, step=step, guide=guide,
+                                   limit=limit, points_at=points_at, keep_going=meets, step=step, guide=guide,
                                    raw_slice=raw_slice).items():
             out[z] = result.mask
             iou[z] = result.iou
+        if joined:
+            beyond = [z for z in range(joined[0] + direction, z_range[1] + 1 if direction > 0 else z_range[0] - 1,
+                                       direction)]
+            out[beyond] = joins.mask[beyond]
+            iou.update({z: joins.iou[z] for z in beyond if z in joins.iou})
     out = walked_object(out, z_start, start_mask)
     return Delineation(out, bool(out.any()), z_start, iou=iou)
 
