@@ -10,8 +10,7 @@ took in a neighbour). With an include click inside the box the walk starts on th
 has said what the object is. The result is kept inside the box and made one object (``consistency``). A walk
 can still cross to a neighbour halfway and follow it to the box's end; where the decoder doubts the walk on one
 side of its start, a start candidate there that disagrees with it walks again, and each slice keeps the more
-confident walk's mask. When no start slice gives a confident mask, the box holds
-no object: "not found".
+confident walk's mask. When no start slice gives a confident mask, the box holds no object: "not found".
 """
 from __future__ import annotations
 
@@ -229,8 +228,8 @@ def walk_from(segmenter, view, window, z_start: int, start_mask: np.ndarray, sta
             out[z] = result.mask
             iou[z] = result.iou
         if joined:
-            beyond = [z for z in range(joined[0] + direction, z_range[1] + 1 if direction > 0 else z_range[0] - 1,
-                                       direction)]
+            end = z_range[1] + 1 if direction > 0 else z_range[0] - 1
+            beyond = list(range(joined[0] + direction, end, direction))
             out[beyond] = joins.mask[beyond]
             iou.update({z: joins.iou[z] for z in beyond if z in joins.iou})
     out = walked_object(out, z_start, start_mask)
