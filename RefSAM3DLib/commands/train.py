@@ -83,15 +83,9 @@ def run(args: argparse.Namespace) -> int:
         clip_checkpoint=args.clip_checkpoint,
         device=args.device, threads=args.threads, stop_at=args.stop_at, time_limit_minutes=args.time_limit_minutes)
     summary = train(cfg, resume=not args.fresh, progress=not args.quiet)
-    if summary.get("world_size", 1) == 1 or _rank() == 0:
+    if summary["rank"] == 0:
         print(json.dumps(summary))
     return 0
-
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_initialized() else 0
 
 
 def main(argv: list[str] | None = None) -> int:

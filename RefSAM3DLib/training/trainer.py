@@ -160,7 +160,20 @@ def build_model(cfg: TrainConfig) -> RefSAM3D:
 
 # ---------------------------------------------------------------------------------------------- loop
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
-    """Run (or resume) training; returns a summary dict. Rank 0 writes into ``cfg.out_dir``."""
+    """Run (or resume) training; returns a summary dict. Rank 0 writes into ``cfg.out_dir``.
+
+    A process group this call starts it also ends: a gloo group left alive at interpreter exit can abort the process
+    ("terminate called without an active exception") after training has finished.
+    """
+    starts_group = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
+    try:
+        return _train(cfg, resume, progress)
+    finally:
+        if starts_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     rank, world, local = _distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -285,7 +298,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict:
         (out / "rank_digests.json").write_text(json.dumps(digests))
     elapsed = time.perf_counter() - t_start
     return {"steps": step, "final_loss": float(np.mean(history[-20:])) if history else None,
-            "seconds": elapsed, "world_size": world, "device": str(device)}
+            "seconds": elapsed, "world_size": world, "rank": rank, "device": str(device)}
 
 
 def _slice_feature_dataset(model, cases, cfg: TrainConfig, cache_dir: Path, prompt_structures, rank: int,
