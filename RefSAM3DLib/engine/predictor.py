@@ -21,6 +21,7 @@ from ..io.volume import Volume
 from ..modeling.checkpoint import load_refsam3d, read_checkpoint
 from ..modeling.refsam3d import RefSAM3D
 from ..modeling.slice_sam_weights import load_slice_sam
+from .host_memory import keep_freed_memory
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class RefSAM3DPredictor:
                  slice_sam=None, delineation: bool = True, leave_out_references: tuple[str, ...] = (),
                  slice_bf16: bool | None = None) -> None:
         self.device = pick_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # a fifth of a box's time went to page faults of the encoder's freed tensors
         self.model = model.eval().to(self.device)
         # the delineation stage's network (pretrained LiteMedSAM; its TinyViT is the lite model's own): boxes and
         # clicks go to it -- on new patients it beats the trained 3D decoder by a wide margin (model card)
