@@ -26,6 +26,7 @@ from .click_constraints import apply_click_constraints
 from .decode_passes import DecodePasses, presence_gate  # noqa: F401  (presence_gate: public re-export)
 from .delineate import DelineationRequest, DelineationStage
 from .errors import PromptError
+from .host_memory import release_freed_memory
 from .intensity import detect_modality
 from .locate import LocateStage
 from .model_image import outside_air, prepare_model_image
@@ -171,6 +172,12 @@ class Session:
         goes to the locate stage when the reference CTs know the structure: outside the scan -> "not found",
         located -> the delineation stage draws it from the region; otherwise (a lesion, an MR, a structure no
         reference labels) the network answers, with its presence verdict."""
+        try:
+            return self._segment(prompts, progress, cancel, postprocessing, return_probability, presence_threshold)
+        finally:
+            release_freed_memory()  # freed blocks were kept for reuse while the prompt ran (``host_memory``)
+
+    def _segment(self, prompts, progress, cancel, postprocessing, return_probability, presence_threshold):
         asked = [prompts] if isinstance(prompts, Prompt) else list(prompts)
         if not asked:
             raise PromptError("no prompts given")

@@ -56,3 +56,27 @@ def test_a_predictor_on_the_cpu_keeps_freed_memory():
 
     RefSAM3DPredictor(RefSAM3D(get_config("tiny")), device="cpu")
     assert host_memory._applied is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_memory_freed_during_a_prompt_is_given_back_when_it_ends():
+    probe = """
+import json, numpy as np
+from RefSAM3DLib.engine.host_memory import keep_freed_memory, release_freed_memory
+
+def resident_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+keep_freed_memory()
+keep = np.ones(1 << 20, dtype=np.float32)  # 4 MB made after the big blocks: they lie below it in the heap
+blocks = [np.ones(1 << 24, dtype=np.float32) for _ in range(4)]  # 256 MB
+keep = np.ones(1 << 20, dtype=np.float32)
+del blocks
+held = resident_mb()
+release_freed_memory()
+print(json.dumps({"held": held, "released": resident_mb()}))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["held"] - result["released"] > 200  # MB: the freed blocks, kept until the prompt ended
