@@ -11,7 +11,9 @@ stops when the decoder's IoU head loses confidence, when the mask jumps (little 
 or balloons, or when its mean CT number jumps away from the walk's running mean: each is a sign that the decoder has
 moved on to a neighbouring structure. On CT every walk also cuts a piece a slice's mask gains in tissue unlike the
 one walked (the kidney under the liver's tip): a neighbour taken in a little at a time never moves the mean. A first
-click's walk that has narrowed to its object's end does not widen again there (it has crept into the neighbour below).
+click's walk that has narrowed to its object's end does not widen again there (it has crept into the neighbour below),
+and one whose mask ends inside tissue like its own is decoded again from a box widened there (``widened_box``: the
+liver's left lobe, joining faster than a box can grow slice by slice).
 
 Points (the user's clicks, projected onto nearby slices by the caller) ride along with the box on each slice.
 """
@@ -25,6 +27,7 @@ from scipy import ndimage
 
 from .consistency import shape_between
 from .slice_segmenter import SliceMask, SlicePrompt, SliceSegmenter
+from .widened_box import widened
 
 Box = np.ndarray  # (r0, c0, r1, c1) inclusive slice pixels
 TAPER_GROWTH = 1.15
@@ -94,6 +97,7 @@ class StopRules:
     part_hu_shift: float | None = None  # a part of a slice walked in parts that moved this far: dropped
     foreign_hu: float | None = FOREIGN_HU  # a piece the mask gained whose median is this far from the tissue: cut
     tapers_below: float | None = None  # the section fell below this share of the walk's widest: no regrowth
+    widens: bool = False  # a mask ending in its own tissue is decoded again from a box widened there
 
     def dividing_towards(self, direction: int) -> "StopRules":
         return replace(self, divides_towards=direction)
@@ -110,8 +114,9 @@ class StopRules:
 
     @classmethod
     def first_click(cls) -> "StopRules":
-        """A first click's walk: open, and an object that has narrowed to its end does not widen again (``TAPERED``)."""
-        return replace(cls.open(), tapers_below=TAPERED)
+        """A first click's walk: open, an object that has narrowed to its end does not widen again (``TAPERED``), and
+        a mask ending inside its own tissue is offered a wider box there (``widened_box``)."""
+        return replace(cls.open(), tapers_below=TAPERED, widens=True)
 
     @classmethod
     def extending(cls) -> "StopRules":
@@ -190,6 +195,8 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         if result is not None and rules.tapers_below and grew_past_its_end(sections, int(result.mask.sum()),
                                                                            rules.tapers_below):
             result = None
+        if result is not None and rules.widens and raw_slice is not None:
+            result = widened(segmenter, view, window, z, result, raw_slice(z), margin, limit)
         if result is None:
             if stride > 1:
                 stride, ending = max(1, stride // 2), True
