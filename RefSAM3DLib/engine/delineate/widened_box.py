@@ -50,11 +50,8 @@ def open_sides(mask: np.ndarray, values: np.ndarray, pixel_mm: tuple[float, floa
     local = mask[r0:r1, c0:c1]
     smooth = ndimage.uniform_filter(values[r0:r1, c0:c1].astype(np.float32), size=3)
     band = ndimage.binary_dilation(local, iterations=ring_px) & ~local
-    core = ndimage.binary_erosion(local, iterations=2)
-    if core.sum() < 10:
-        core = local
-    q1, median, q3 = np.percentile(smooth[core], [25, 50, 75])
-    like = band & (np.abs(smooth - median) <= max(LIKE_HU, float(q3 - q1)))
+    median, allowance = _tissue(smooth, local)
+    like = band & (np.abs(smooth - median) <= allowance)
     br, bc = np.nonzero(band)
     centre = np.asarray([rows.mean() - r0, cols.mean() - c0])
     half = np.asarray([max(1.0, (rows.max() - rows.min()) / 2), max(1.0, (cols.max() - cols.min()) / 2)])
@@ -79,8 +76,7 @@ def widened(segmenter: SliceSegmenter, view, window, z: int, result: SliceMask, 
     sides = open_sides(result.mask, values, pixel_mm)
     if not sides:
         return result
-    rows, cols = np.flatnonzero(result.mask.any(1)), np.flatnonzero(result.mask.any(0))
-    box = np.asarray([rows[0] - margin, cols[0] - margin, rows[-1] + margin, cols[-1] + margin], dtype=float)
+    box = _box_with_margin(result.mask, margin)
     for k in sides:
         box[k] += (-1 if k < 2 else 1) * WIDEN_MM / pixel_mm[k % 2]
     shape = result.mask.shape
@@ -93,10 +89,8 @@ def widened(segmenter: SliceSegmenter, view, window, z: int, result: SliceMask, 
     if (wider.iou < result.iou - SURE_DROP or (wider.mask & result.mask).sum() < HOLDS * area
             or not GAINS * area <= gained.sum() <= MAX_GAIN * area):
         return result
-    core = ndimage.binary_erosion(result.mask, iterations=2)
-    core = core if core.sum() >= 10 else result.mask
-    q1, median, q3 = np.percentile(values[core], [25, 50, 75])
-    if abs(float(np.median(values[gained])) - median) > max(LIKE_HU, float(q3 - q1)):
+    median, allowance = _tissue(values, result.mask)
+    if abs(float(np.median(values[gained])) - median) > allowance:
         return result
     return SliceMask(wider.mask, wider.iou) if redrawn(segmenter, view, window, z, wider.mask, margin) else result
 
@@ -104,7 +98,20 @@ def widened(segmenter: SliceSegmenter, view, window, z: int, result: SliceMask, 
 def redrawn(segmenter: SliceSegmenter, view, window, z: int, mask: np.ndarray, margin: float) -> bool:
     """Whether the decoder, prompted with ``mask``'s own box plus the walk's margin -- the prompt its IoU head
     was trained on -- draws ``mask`` again (Dice >= ``STABLE``). A neighbour a wide box let in falls away again."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    box = np.asarray([rows[0] - margin, cols[0] - margin, rows[-1] + margin, cols[-1] + margin], dtype=float)
-    again = segmenter.segment(z, view, window, [SlicePrompt(box=box)])[0][0].mask
+    again = segmenter.segment(z, view, window, [SlicePrompt(box=_box_with_margin(mask, margin))])[0][0].mask
     return 2.0 * float((again & mask).sum()) / max(1.0, float(again.sum() + mask.sum())) >= STABLE
+
+
+def _box_with_margin(mask: np.ndarray, margin: float) -> np.ndarray:
+    """A slice mask's (r0, c0, r1, c1) box grown by ``margin`` pixels: the walk's own prompt."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return np.asarray([rows[0] - margin, cols[0] - margin, rows[-1] + margin, cols[-1] + margin], dtype=float)
+
+
+def _tissue(values: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """The median of a mask's inner part (its edge's partial volume left out) and how far a value may lie from it
+    and still be that tissue: ``LIKE_HU``, or the part's interquartile range where the tissue is uneven."""
+    core = ndimage.binary_erosion(mask, iterations=2)
+    core = core if core.sum() >= 10 else mask
+    q1, median, q3 = np.percentile(values[core], [25, 50, 75])
+    return float(median), max(LIKE_HU, float(q3 - q1))
