@@ -195,8 +195,8 @@ def propagate(segmenter: SliceSegmenter, view, window, start_z: int, start_mask:
         if result is not None and rules.tapers_below and grew_past_its_end(sections, int(result.mask.sum()),
                                                                            rules.tapers_below):
             result = None
-        if result is not None and rules.widens and raw_slice is not None:
-            result = widened(segmenter, view, window, z, result, raw_slice(z), margin, limit)
+        if result is not None and rules.widens and raw_slice is not None and limit is None:
+            result = widened(segmenter, view, window, z, result, raw_slice(z), margin)
         if result is None:
             if stride > 1:
                 stride, ending = max(1, stride // 2), True

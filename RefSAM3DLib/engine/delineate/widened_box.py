@@ -70,8 +70,9 @@ def open_sides(mask: np.ndarray, values: np.ndarray, pixel_mm: tuple[float, floa
 
 
 def widened(segmenter: SliceSegmenter, view, window, z: int, result: SliceMask, values: np.ndarray,
-            margin: float, limit: np.ndarray | None = None) -> SliceMask:
-    """``result`` (slice z's mask) or, where it ends in its own tissue, the mask of a box widened there."""
+            margin: float) -> SliceMask:
+    """``result`` (slice z's mask) or, where it ends in its own tissue, the mask of a box widened there. For open
+    walks (no user box to stay inside: widened inside a box it took the sample CT crop's liver 0.92 -> 0.49)."""
     pixel_mm = segmenter.embeddings.slices.pixel_mm
     sides = open_sides(result.mask, values, pixel_mm)
     if not sides:
@@ -81,8 +82,6 @@ def widened(segmenter: SliceSegmenter, view, window, z: int, result: SliceMask, 
         box[k] += (-1 if k < 2 else 1) * WIDEN_MM / pixel_mm[k % 2]
     shape = result.mask.shape
     box = np.clip(box, 0, [shape[0] - 1, shape[1] - 1] * 2)
-    if limit is not None:
-        box = np.asarray([max(box[0], limit[0]), max(box[1], limit[1]), min(box[2], limit[2]), min(box[3], limit[3])])
     wider = segmenter.segment(z, view, window, [SlicePrompt(box=box)])[0][0]
     area = int(result.mask.sum())
     gained = wider.mask & ~result.mask
