@@ -12,7 +12,9 @@ aerated structures (lungs, airways) and tissue darker than the soft-tissue windo
 nodule's rim of partial volume (between about -600 and -160 HU), black in the soft-tissue window, is grey in it,
 while the lung around it stays black; its contour is drawn on that rim. The lung window puts the rim and the
 lung's vessels mid-grey and the decoder takes them in (lung1's nodule, box: soft 0.79, lung 0.73, lesion 0.91;
--800..200 gave 0.89, -850..50 0.86).
+-800..200 gave 0.89, -850..50 0.86). The contrast window (600, 250) shows a contrast-filled lumen (an arterial
+aorta, ~400 HU) apart from the vessels against it (the pulmonary trunk, ~320 HU), which the soft-tissue window
+makes one white object (``contrast_lumen``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 SOFT_TISSUE_HU = (-160.0, 240.0)
 LUNG_HU = (-1350.0, 150.0)
 LESION_HU = (-600.0, 240.0)
+CONTRAST_HU = (-50.0, 550.0)
 MR_PERCENTILES = (0.5, 99.5)
 
 
@@ -37,7 +40,7 @@ class IntensityWindow:
 
 
 def ct_window(name: str = "soft") -> IntensityWindow:
-    lo, hi = {"soft": SOFT_TISSUE_HU, "lung": LUNG_HU, "lesion": LESION_HU}[name]
+    lo, hi = {"soft": SOFT_TISSUE_HU, "lung": LUNG_HU, "lesion": LESION_HU, "contrast": CONTRAST_HU}[name]
     return IntensityWindow(name, lo, hi)
 
 
