@@ -124,8 +124,7 @@ class DelineationStage:
         lo, hi = np.minimum(*around), np.maximum(*around)
         if clicked is not None:
             z, r, c = _cell(clicked, self.slices.shape)
-            solid = float(self.slices.slice(z)[max(0, r - 1):r + 2, max(0, c - 1):c + 2].mean()) >= SOFT_TISSUE_HU[0]
-            if not solid:
+            if self._clicked_value((z, r, c)) < SOFT_TISSUE_HU[0]:  # darker than the soft-tissue window shows
                 return ct_window("lung")
             surroundings = self._values(lo, hi)
         else:
@@ -137,6 +136,11 @@ class DelineationStage:
             surroundings = self._values(lo - self._surroundings_half, hi + self._surroundings_half)
         air = float((surroundings < LUNG_AIR_HU).mean()) if surroundings.size else 0.0
         return ct_window("lesion" if air > LUNG_FRACTION else "soft")
+
+    def _clicked_value(self, cell: tuple[int, int, int]) -> float:
+        """The mean CT number of the 3 x 3 pixels around a click (one noisy voxel says little)."""
+        z, r, c = cell
+        return float(self.slices.slice(z)[max(0, r - 1):r + 2, max(0, c - 1):c + 2].mean())
 
     def _is_soft_ct(self, window: IntensityWindow) -> bool:
         return self.modality == "CT" and window.name == "soft"
@@ -168,8 +172,7 @@ class DelineationStage:
         near black, the decoder took the tissue round the aorta with it (the slab's aorta, 5th click on its wall
         at 21 HU: 0.96 -> 0.88; redrawn in the soft-tissue window instead, the 2nd click took it: 0.91)."""
         z, r, c = cell
-        clicked = float(self.slices.slice(z)[max(0, r - 1):r + 2, max(0, c - 1):c + 2].mean())
-        if clicked >= LUMEN_P10_HU or not state[z].any():
+        if self._clicked_value(cell) >= LUMEN_P10_HU or not state[z].any():
             return False
         distance = ndimage.distance_transform_edt(~state[z], sampling=self.slices.pixel_mm)
         return bool(distance[r, c] <= WALL_MM)
