@@ -154,6 +154,8 @@ class DelineationStage:
             return window
         if includes:
             cell = _cell(includes[0], self.slices.shape)
+            if cell not in self._lumen_at and self._clicked_value(cell) < LUMEN_P10_HU:
+                self._lumen_at[cell] = False  # not on a lumen: no object search (the click's own one follows)
             if cell not in self._lumen_at:
                 z, r, c = cell
                 found = object_at_click(self.segmenter, self.open_view(), window, z, np.asarray([r, c], float),
