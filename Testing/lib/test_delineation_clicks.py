@@ -4,7 +4,8 @@ a real kidney returns the kidney and encodes only the slices it needs, once; a b
 trusts along its length (the MR liver, whose best-scored start slice took in the bowel); a liver cut by a tight
 crop comes back from its box, and from text when its own reference is left out (another patient's reference found by the
 translation search, the region decoded padded), and on a 1.5 mm cube around it without the kidney below (by text;
-from one click, whose walk stops at the liver's tip); a region walk goes on past the region where the object does
+from one click, whose walk stops at the liver's tip); one click in a vertebral body keeps it on the clicked slice
+when the walk re-seeds; a region walk goes on past the region where the object does
 (an organ that tapers, a tube the references cut); a box around nothing is "not found"; the slice encoder's
 bfloat16 (where the hardware has it) draws the float32 kidney. Corrective clicks: test_delineation_corrective_clicks."""
 from __future__ import annotations
@@ -193,6 +194,28 @@ def test_one_click_in_a_liver_cube_stops_at_the_liver_s_tip(delineating_predicto
     below = np.flatnonzero(liver.any(axis=(0, 1)))[0]  # the liver's lowest slice (the cube's axis 2 is S)
     assert mask[:, :, :below - 3].sum() < 0.01 * mask.sum()  # measured 0.2 % (11.6 % before)
     assert _dice(mask, liver) >= 0.82  # measured 0.84 (0.79 before)
+
+
+def test_one_click_in_a_vertebral_body_keeps_the_body_on_the_clicked_slice(delineating_predictor):
+    """sonogym s0028's T10, clicked where it is deepest (its body): the walk re-seeded on the body above (more
+    confident there) and that walk stopped at the disc between; merged on every slice, the clicked slice lost its
+    body to the second walk's nearest estimate and kept only the click's own voxels (Dice 0.0006). A re-seeded walk
+    has a say only on the slices it reached (``merge_reseeded``)."""
+    from RefSAM3DLib.evaluation.interactive import deepest_point
+    from RefSAM3DLib.io.readers import read_label_volume, read_volume
+
+    case = Path(__file__).resolve().parents[2] / "datasets" / "registry" / "cases" / "sonogym_s0028"
+    if not case.exists():
+        pytest.skip("registry data not made (make registry-data)")
+    volume = read_volume(case / "ct.nii.gz")
+    t10 = read_label_volume(case / "label.nii.gz").array == 10  # vertebrae_T10 (datasets/eval_cases.yaml)
+    click = deepest_point(t10, np.asarray(volume.geometry.spacing, float))
+    mask = click_series(delineating_predictor.open(volume), t10, volume.geometry, [1])[1]
+    z = click[2]
+    held = (mask[..., z] & t10[..., z]).sum()
+    assert held >= 0.4 * t10[..., z].sum()  # measured 0.45: the body, not the arch behind it (9 voxels before)
+    assert held >= 0.9 * mask[..., z].sum()  # and nothing but T10 there
+    assert _dice(mask, t10) >= 0.2  # measured 0.28: the walk still goes on through the discs above
 
 
 def _region_on(mask: np.ndarray, tentative: bool):

@@ -253,6 +253,19 @@ def test_two_walks_merge_only_on_the_slices_they_are_told_to():
     assert mask[0].sum() == 25 and mask[1].sum() == 25 and mask[2].sum() == 4 and mask[3].sum() == 4
 
 
+def test_a_click_s_re_seeded_walk_that_stops_short_leaves_the_clicked_slices_to_the_first_walk():
+    """A click on slice 1 walked slices 0-5 and re-seeded on slice 4, whose walk stopped at slice 3 (a vertebra's
+    click re-seeded on the body above, stopped by the disc between): slices 0-2 -- the click's own among them --
+    keep the first walk's mask; where the second walk went and is more confident, its mask; beyond both, nothing."""
+    from RefSAM3DLib.engine.delineate.confident_walk import merge_reseeded
+
+    first, second = np.zeros((7, 8, 8), bool), np.zeros((7, 8, 8), bool)
+    first[:6, 2:4, 2:4] = True
+    second[3:6, 2:7, 2:7] = True
+    mask, _ = merge_reseeded(first, {z: 0.75 for z in range(6)}, second, {3: 0.9, 4: 0.95, 5: 0.9})
+    assert [int(mask[z].sum()) for z in range(7)] == [4, 4, 4, 25, 25, 25, 0]
+
+
 def test_a_heart_click_is_taken_only_where_its_object_holds_the_walk_s_and_more():
     """The click's object is the walk's seen whole when it holds the walk's mask on that slice and differs from it;
     one that agrees needs no walk, one that is smaller or elsewhere is another object."""

@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from ..mask_bounds import mask_box
 from .click_object import edge_strength, object_at_click
-from .confident_walk import merge_by_confidence, reseed_slice
+from .confident_walk import merge_reseeded, reseed_slice
 from .propagation import StopRules, Stride, bounding_box, piece_boxes, piece_gap_px, propagate
 from .slice_segmenter import SlicePrompt
 
@@ -158,7 +158,8 @@ def _without_new_air(redrawn: np.ndarray, current: np.ndarray, black: np.ndarray
 def _grow_first(state, z, mask, iou, segmenter, view, window, raw_slice, step: Stride | int = 1) -> None:
     """A first click: its object walked both ways from the click's slice until it ends, and walked again from
     the walk's most confident slice where that is far more confident than the click's (``confident_walk``);
-    each slice keeps the more confident walk's mask. ``step``: decode every step-th slice (thin slices)."""
+    each slice the second walk reaches keeps the more confident walk's mask, the others the first walk's
+    (``merge_reseeded``). ``step``: decode every step-th slice (thin slices)."""
     def walk(start: int, start_mask: np.ndarray, start_iou: float) -> tuple[np.ndarray, dict[int, float]]:
         out = np.zeros_like(state)
         out[start] = start_mask
@@ -174,7 +175,7 @@ def _grow_first(state, z, mask, iou, segmenter, view, window, raw_slice, step: S
     again = reseed_slice(estimates, {zz: int(walked[zz].sum()) for zz in estimates}, z)
     if again is not None:
         other, other_estimates = walk(again, walked[again], estimates[again])
-        walked, _ = merge_by_confidence(walked, estimates, other, other_estimates)
+        walked, _ = merge_reseeded(walked, estimates, other, other_estimates)
     state |= walked
 
 
