@@ -119,18 +119,20 @@ def _liver_crop(shared_data, depth: int | None = None) -> tuple[Volume, np.ndarr
 
 def test_a_liver_cut_by_a_tight_field_of_view_is_delineated_in_the_padded_view(delineating_predictor,
                                                                                shared_data, monkeypatch):
-    """A 64 x 64 crop (192 mm) of the sample CT around its liver: shown as it is, the liver fills the decoder's
-    input and comes back wrong; the box's start slices choose the view padded into a 400 mm field."""
+    """A 64 x 64 crop (192 mm) of the sample CT around its liver, 30 of the liver's 42 slices (the whole liver gave
+    the same verdicts with 40 % more slices to encode in each view; the slowest test of the suite): shown as it
+    is, the liver fills the decoder's input and comes back wrong; the box's start slices choose the view padded
+    into a 400 mm field."""
     from RefSAM3DLib.engine.delineate import field_of_view
 
-    cropped, liver = _liver_crop(shared_data)
+    cropped, liver = _liver_crop(shared_data, depth=30)
     box = bounding_box_ras(liver, cropped.geometry)
     dice = {}
     for tight_mm in (0.0, field_of_view.TIGHT_FIELD_MM):  # 0: the whole slice only
         monkeypatch.setattr(field_of_view, "TIGHT_FIELD_MM", tight_mm)
         result, = delineating_predictor.open(cropped).segment(Prompt(box=box))
         dice[tight_mm] = _dice(result.mask, liver)
-    assert dice[0.0] < 0.7 and dice[field_of_view.TIGHT_FIELD_MM] >= 0.85
+    assert dice[0.0] < 0.7 and dice[field_of_view.TIGHT_FIELD_MM] >= 0.85  # measured 0.57 / 0.93
 
 
 @pytest.mark.slow
