@@ -5,7 +5,8 @@ masks of the same slice is the object: where a walk has lost half of a kidney th
 walk that holds the whole kidney there scores 0.86-0.93. Two rules use it:
 
 * **merge**: of two walks of one prompt, each slice keeps the mask of the walk the decoder is more confident about
-  there (a box walk's second start, ``box_delineation``; a click's re-seeded walk, below);
+  there (a box walk's second start, ``box_delineation``; a click's re-seeded walk, below, judged only on the slices
+  it reached: ``merge_reseeded``);
 * **re-seed**: a click's walk starts on the clicked slice, which is where the user looked, not where the object is
   clearest. The simulator clicks a kidney where it is deepest -- at its hilum, a C-shaped cross-section; the
   decoder drew one arm of the C (estimate 0.74), and every slice after inherited the half-kidney (IoU with the
